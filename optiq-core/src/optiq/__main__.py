@@ -1,0 +1,3 @@
+from optiq.cli.main import main
+
+main()

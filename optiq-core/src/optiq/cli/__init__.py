@@ -1,0 +1,1 @@
+"""The ``optiq`` command line: a thin shell over the Python API."""

@@ -1,0 +1,326 @@
+"""Biovision hierarchy (BVH) reader.
+
+Any rotation order per joint, position channels on any joint, tabs or spaces, End Sites, ``Frame Time`` written
+as ``.0083333``. The MOTION block is parsed in one vectorised call. Position channels hold the joint's whole local
+translation (they replace its OFFSET, as MotionBuilder and the CMU conversions write them).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import quat
+from ..axes import axis_matrix, guess_up_axis, length_scale
+from ..clip import Clip
+from ..errors import ParseError
+from ..skeleton import Skeleton
+
+_CHANNELS = {"xposition", "yposition", "zposition", "xrotation", "yrotation", "zrotation"}
+
+
+@dataclass
+class _Joint:
+    name: str
+    parent: int
+    line: int
+    offset: np.ndarray | None = None
+    channels: list[str] = field(default_factory=list)
+    end_site: np.ndarray | None = None
+
+
+def sniff_bvh(path: Path, head: bytes) -> bool:
+    return head.lstrip().upper().startswith(b"HIERARCHY")
+
+
+def _parse_hierarchy(lines: list[str], path: Path) -> tuple[list[_Joint], int]:
+    """Joints in file order (parents before children) and the index of the MOTION line."""
+    joints: list[_Joint] = []
+    stack: list[int] = []  # joint index per open brace; -2 marks an End Site block
+    pending: _Joint | None = None
+    in_end_site = False
+    for i, raw in enumerate(lines):
+        tok = raw.split()
+        if not tok:
+            continue
+        key = tok[0].upper()
+        where = f"line {i + 1}"
+        if key == "HIERARCHY":
+            continue
+        if key == "MOTION":
+            if stack:
+                raise ParseError(f"MOTION before {len(stack)} unclosed '{{' of the hierarchy", path, where)
+            if not joints:
+                raise ParseError("no ROOT joint before MOTION", path, where)
+            return joints, i
+        if key in ("ROOT", "JOINT"):
+            if len(tok) < 2:
+                raise ParseError(f"{key} without a name", path, where)
+            if key == "ROOT" and (stack or joints):
+                raise ParseError("a second ROOT; optiq reads one skeleton per file", path, where)
+            if key == "JOINT" and not stack:
+                raise ParseError("JOINT outside the ROOT's braces", path, where)
+            parent = stack[-1] if stack else -1
+            pending = _Joint(" ".join(tok[1:]), parent, i + 1)
+        elif key == "END":
+            if not stack or stack[-1] < 0:
+                raise ParseError("End Site outside a joint", path, where)
+            in_end_site = True
+        elif key == "{":
+            if in_end_site:
+                stack.append(-2)
+            elif pending is not None:
+                joints.append(pending)
+                stack.append(len(joints) - 1)
+                pending = None
+            else:
+                raise ParseError("'{' without a ROOT, JOINT or End Site before it", path, where)
+        elif key == "}":
+            if not stack:
+                raise ParseError("'}' without a matching '{'", path, where)
+            if stack.pop() == -2:
+                in_end_site = False
+        elif key == "OFFSET":
+            try:
+                off = np.array([float(x) for x in tok[1:4]])
+            except ValueError:
+                off = np.array([])
+            if off.shape != (3,) or not np.all(np.isfinite(off)):
+                raise ParseError(f"OFFSET needs three finite numbers, got {' '.join(tok[1:]) or 'nothing'}", path, where)
+            if not stack:
+                raise ParseError("OFFSET outside a joint", path, where)
+            if stack[-1] == -2:
+                joints[stack[-2]].end_site = off
+            else:
+                joints[stack[-1]].offset = off
+        elif key == "CHANNELS":
+            if not stack or stack[-1] < 0:
+                raise ParseError("CHANNELS outside a joint", path, where)
+            try:
+                n = int(tok[1])
+            except (IndexError, ValueError):
+                raise ParseError("CHANNELS needs a count", path, where) from None
+            names = [t.lower() for t in tok[2:]]
+            if len(names) != n:
+                raise ParseError(f"CHANNELS says {n} channels but lists {len(names)}", path, where)
+            bad = [t for t in tok[2:] if t.lower() not in _CHANNELS]
+            if bad:
+                raise ParseError(
+                    f"unknown channel {bad[0]!r}; expected Xposition, Yposition, Zposition, Xrotation, Yrotation, "
+                    "Zrotation", path, where)
+            if len(set(names)) != len(names):
+                raise ParseError(f"a channel is listed twice: {' '.join(tok[2:])}", path, where)
+            joints[stack[-1]].channels = names
+        else:
+            raise ParseError(f"unexpected {tok[0]!r} in the hierarchy", path, where)
+    raise ParseError("no MOTION section (the file may be truncated)", path, f"line {len(lines)}")
+
+
+def _header_value(line: str, key: str, path: Path, lineno: int) -> str:
+    head, sep, value = line.partition(":")
+    if not sep or head.strip().lower() != key.lower():
+        raise ParseError(f"expected '{key}: <value>', got {line.strip()[:40]!r}", path, f"line {lineno}")
+    return value.strip()
+
+
+def _snap_fps(frame_time: float) -> float:
+    """Frames per second from a printed frame time, snapped to the integer or NTSC (N*1000/1001) rate it was
+    rounded from (``.0083333`` -> 120, ``0.008342`` -> 119.88)."""
+    fps = 1.0 / frame_time
+    if abs(fps - round(fps)) < 0.01 * max(1.0, fps / 100):
+        return float(round(fps))
+    ntsc = round(fps * 1.001) / 1.001
+    if abs(fps - ntsc) / fps < 1e-4:
+        return ntsc
+    return fps
+
+
+def _detect_tpose(rot: np.ndarray) -> bool:
+    """True when frame 0 jumps away from the motion: its change to frame 1 dwarfs the typical frame-to-frame change."""
+    if len(rot) < 3:
+        return False
+    step = quat.angle_between(rot[1:], rot[:-1]).mean(axis=1)
+    return bool(step[0] > np.radians(2.0) and step[0] > 10.0 * np.median(step[1:]))
+
+
+def load_bvh(path: str | os.PathLike, *, unit: str | float = "auto", up: str = "auto", drop_tpose: bool = False,
+             **_ignored) -> list[Clip]:
+    """Read a BVH file into one Clip (metres, Z up).
+
+    unit: the file's length unit (``"cm"``, ``"inch"``, ``"cmu"`` = 1/0.45 inch, metres per unit, or ``"auto"``:
+    guessed from the rest skeleton's height, recorded in the clip label ``length_unit``). up: the file's up axis,
+    ``"y"``, ``"z"`` or ``"auto"`` (the axis from the root to the head, spine or neck joints of the rest pose).
+    drop_tpose: drop frame 0 when it is a T-pose set apart from the motion (CMU "MotionBuilder-friendly" files).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ParseError(f"cannot read file: {exc.strerror}", path) from None
+    head_end = text.find("MOTION")
+    if head_end < 0:
+        if not text.strip():
+            raise ParseError("file is empty", path)
+        raise ParseError("no MOTION section (the file may be truncated)", path, f"line {text.count(chr(10)) + 1}")
+    # The hierarchy and the MOTION header lines are small: parse them line by line; the frames in one call.
+    head_lines = text[:head_end].split("\n")
+    joints, motion_at = _parse_hierarchy(head_lines[:-1] + ["MOTION"], path)
+    pos = head_end + len("MOTION")
+    lineno = motion_at + 1
+    header: list[tuple[str, int]] = []
+    while len(header) < 2:
+        nl = text.find("\n", pos)
+        if nl < 0:
+            raise ParseError("MOTION section ends before 'Frames:' and 'Frame Time:'", path, f"line {lineno}")
+        pos, lineno = nl + 1, lineno + 1
+        end = text.find("\n", pos)
+        line = text[pos:] if end < 0 else text[pos:end]
+        if line.strip():
+            header.append((line, lineno))
+    n_frames_txt = _header_value(header[0][0], "Frames", path, header[0][1])
+    frame_time_txt = _header_value(header[1][0], "Frame Time", path, header[1][1])
+    try:
+        n_frames = int(n_frames_txt)
+        frame_time = float(frame_time_txt)
+    except ValueError:
+        raise ParseError(f"bad 'Frames: {n_frames_txt}' or 'Frame Time: {frame_time_txt}'", path,
+                         f"line {header[0][1]}") from None
+    if not np.isfinite(frame_time) or frame_time <= 0:
+        raise ParseError(f"Frame Time must be positive, got {frame_time_txt}", path, f"line {header[1][1]}")
+    if n_frames <= 0:
+        raise ParseError(f"the file has no frames (Frames: {n_frames})", path, f"line {header[0][1]}")
+    nl = text.find("\n", pos)
+    data_text = "" if nl < 0 else text[nl + 1:]
+    first_data_line = header[1][1] + 1
+    for j in joints:
+        if j.offset is None:
+            raise ParseError(f"joint {j.name!r} has no OFFSET", path, f"line {j.line}")
+
+    n_ch = sum(len(j.channels) for j in joints)
+    values = _parse_motion(data_text, n_frames, n_ch, path, first_data_line)
+    values = values.reshape(n_frames, n_ch)
+
+    clip = _to_clip(joints, values, frame_time, path)
+    if drop_tpose and _detect_tpose(clip.rotations):
+        clip = clip.slice(1)
+        clip.labels["dropped_tpose"] = "1"
+    return [_convert_units(clip, joints, unit, up)]
+
+
+def _parse_motion(data_text: str, n_frames: int, n_ch: int, path: Path, first_line: int) -> np.ndarray:
+    expected = n_frames * n_ch
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            values = np.fromstring(data_text, sep=" ")
+    except ValueError:
+        values = None
+    if values is None or values.size != expected or not np.all(np.isfinite(values)):
+        _locate_motion_error(data_text, n_frames, n_ch, path, first_line)
+    return values
+
+
+def _locate_motion_error(data_text: str, n_frames: int, n_ch: int, path: Path, first_line: int) -> None:
+    """Slow path, run only for a broken file: find the first bad line and raise a ParseError naming it."""
+    rows = [ln for ln in enumerate(data_text.split("\n")) if ln[1].strip()]
+    for frame, (i, line) in enumerate(rows):
+        where = f"line {first_line + i}, frame {frame}"
+        tok = line.split()
+        try:
+            vals = np.array([float(t) for t in tok])
+        except ValueError:
+            bad = next(t for t in tok if not _is_float(t))
+            raise ParseError(f"{bad!r} is not a number", path, where) from None
+        if frame >= n_frames:
+            raise ParseError(f"more frame lines than 'Frames: {n_frames}' says", path, where)
+        if len(tok) != n_ch:
+            raise ParseError(f"{len(tok)} values, expected {n_ch} (one per channel)", path, where)
+        if not np.all(np.isfinite(vals)):
+            col = int(np.argmax(~np.isfinite(vals)))
+            raise ParseError(f"value {col} is {tok[col]} (expected a finite number)", path, where)
+    raise ParseError(f"truncated: {len(rows)} frames of the {n_frames} that 'Frames:' says", path,
+                     f"line {first_line + (rows[-1][0] + 1 if rows else 0)}")
+
+
+def _is_float(t: str) -> bool:
+    try:
+        float(t)
+        return True
+    except ValueError:
+        return False
+
+
+def _to_clip(joints: list[_Joint], values: np.ndarray, frame_time: float, path: Path) -> Clip:
+    n_frames = values.shape[0]
+    n_j = len(joints)
+    rotations = np.empty((n_frames, n_j, 4))
+    rotations[:] = (1.0, 0.0, 0.0, 0.0)
+    offsets = np.stack([j.offset for j in joints])
+    local = None
+    has_pos = [any(c.endswith("position") for c in j.channels) for j in joints]
+    if any(has_pos[1:]):
+        local = np.broadcast_to(offsets, (n_frames, n_j, 3)).copy()
+    root_translation = np.broadcast_to(offsets[0], (n_frames, 3)).copy()
+
+    # Group joints by rotation order so that each order is one vectorised Euler conversion.
+    groups: dict[str, tuple[list[int], list[list[int]]]] = {}
+    col = 0
+    for ji, j in enumerate(joints):
+        rot_cols, order = [], ""
+        for c in j.channels:
+            if c.endswith("rotation"):
+                rot_cols.append(col)
+                order += c[0].upper()
+            else:
+                axis = "xyz".index(c[0])
+                if ji == 0:
+                    root_translation[:, axis] = values[:, col]
+                else:
+                    local[:, ji, axis] = values[:, col]
+            col += 1
+        if order:
+            groups.setdefault(order, ([], []))
+            groups[order][0].append(ji)
+            groups[order][1].append(rot_cols)
+    for order, (idx, cols) in groups.items():
+        angles = np.radians(values[:, np.asarray(cols)])  # [T, Jk, len(order)]
+        if len(order) == 3:
+            rotations[:, idx] = quat.from_euler(angles, order)
+        else:
+            q = quat.identity(angles.shape[:-1])
+            for k, axis in enumerate(order):
+                q = quat.qmul(q, quat.from_euler(_one_axis(angles[..., k], axis), "XYZ"))
+            rotations[:, idx] = q
+    end_sites = {i: j.end_site for i, j in enumerate(joints) if j.end_site is not None}
+    skeleton = Skeleton(tuple(j.name for j in joints), np.array([j.parent for j in joints]), offsets, end_sites)
+    return Clip(skeleton, _snap_fps(frame_time), root_translation, rotations, local, name=path.stem,
+                labels={"source": path.name})
+
+
+def _one_axis(angle: np.ndarray, axis: str) -> np.ndarray:
+    out = np.zeros((*angle.shape, 3))
+    out[..., "XYZ".index(axis)] = angle
+    return out
+
+
+def _convert_units(clip: Clip, joints: list[_Joint], unit: str | float, up: str) -> Clip:
+    if up == "auto":
+        up = guess_up_axis(clip.skeleton)
+    m = axis_matrix(up)
+    up_axis = {"y": 1, "z": 2}[up.lower()]
+    rest = clip.skeleton.rest_positions()
+    pts = [rest] + [rest[[j]] + e for j, e in clip.skeleton.end_sites.items()]
+    heights = np.concatenate(pts)[:, up_axis]
+    try:
+        scale, unit_name = length_scale(unit, float(heights.max() - heights.min()))
+    except ValueError as exc:
+        raise ParseError(str(exc)) from None
+    out = clip.transformed(m, scale)
+    out.labels["length_unit"] = unit_name
+    out.labels["rotation_orders"] = ",".join(
+        "".join(c[0].upper() for c in j.channels if c.endswith("rotation")) or "-" for j in joints)
+    return out

@@ -1,0 +1,172 @@
+"""Quaternion and rotation helpers, vectorised over any leading shape.
+
+Convention (ARCHITECTURE.md): quaternions are (w, x, y, z), unit norm, Hamilton product, active rotations;
+``qmul(a, b)`` applies ``b`` first, then ``a``. Angles are radians.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_AXIS_INDEX = {"X": 0, "Y": 1, "Z": 2}
+
+
+def identity(shape: tuple[int, ...] = ()) -> np.ndarray:
+    """Identity quaternions of ``shape + (4,)``."""
+    q = np.zeros((*shape, 4))
+    q[..., 0] = 1.0
+    return q
+
+
+def normalize(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``[..., 4]``; raises on a zero quaternion."""
+    q = np.asarray(q, dtype=np.float64)
+    n = np.linalg.norm(q, axis=-1, keepdims=True)
+    if np.any(n == 0):
+        raise ValueError("zero-norm quaternion cannot be normalised")
+    return q / n
+
+
+def qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product ``a * b`` of ``[..., 4]`` wxyz quaternions (broadcasts)."""
+    aw, ax, ay, az = np.moveaxis(np.asarray(a), -1, 0)
+    bw, bx, by, bz = np.moveaxis(np.asarray(b), -1, 0)
+    return np.stack(
+        (
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ),
+        axis=-1,
+    )
+
+
+def conj(q: np.ndarray) -> np.ndarray:
+    """Conjugate (the inverse of a unit quaternion) ``[..., 4]``."""
+    out = np.array(q, dtype=np.float64, copy=True)
+    out[..., 1:] *= -1.0
+    return out
+
+
+def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors ``v [..., 3]`` by unit quaternions ``q [..., 4]`` (broadcasts)."""
+    q = np.asarray(q)
+    w = q[..., :1]
+    u = q[..., 1:]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
+
+
+def from_axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Quaternions from unit axes ``[..., 3]`` and angles ``[...]`` in radians."""
+    half = 0.5 * np.asarray(angle, dtype=np.float64)
+    return np.concatenate((np.cos(half)[..., None], np.sin(half)[..., None] * axis), axis=-1)
+
+
+def to_rotvec(q: np.ndarray) -> np.ndarray:
+    """Rotation vectors (axis * angle, radians) ``[..., 3]`` of quaternions ``[..., 4]``, angle in [0, pi]."""
+    q = np.asarray(q, dtype=np.float64)
+    q = np.where(q[..., :1] < 0, -q, q)
+    v = q[..., 1:]
+    s = np.linalg.norm(v, axis=-1)
+    angle = 2.0 * np.arctan2(s, q[..., 0])
+    # angle/s -> 2 as s -> 0; the series keeps small rotations exact.
+    scale = np.where(s > 1e-12, angle / np.where(s > 1e-12, s, 1.0), 2.0)
+    return v * scale[..., None]
+
+
+def from_rotvec(r: np.ndarray) -> np.ndarray:
+    """Quaternions ``[..., 4]`` from rotation vectors ``[..., 3]`` (radians)."""
+    r = np.asarray(r, dtype=np.float64)
+    angle = np.linalg.norm(r, axis=-1)
+    half = 0.5 * angle
+    k = np.where(angle > 1e-12, np.sin(half) / np.where(angle > 1e-12, angle, 1.0), 0.5)
+    return np.concatenate((np.cos(half)[..., None], r * k[..., None]), axis=-1)
+
+
+def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotation angle (radians, [0, pi]) from ``a`` to ``b``, both ``[..., 4]``."""
+    d = np.abs(np.sum(np.asarray(a) * np.asarray(b), axis=-1))
+    return 2.0 * np.arccos(np.clip(d, 0.0, 1.0))
+
+
+def from_euler(angles: np.ndarray, order: str) -> np.ndarray:
+    """Quaternions from Euler angles.
+
+    angles: ``[..., 3]`` radians, ``angles[..., i]`` is the rotation about axis ``order[i]``.
+    order: three letters of XYZ, intrinsic (each axis in the frame rotated by the previous ones), as BVH and
+    Acclaim files list channels: ``"ZYX"`` gives ``Rz @ Ry @ Rx``.
+    """
+    order = order.upper()
+    if len(order) != 3 or any(c not in _AXIS_INDEX for c in order):
+        raise ValueError(f"unknown Euler order {order!r}; expected three letters of XYZ")
+    angles = np.asarray(angles, dtype=np.float64)
+    out = None
+    for i, axis in enumerate(order):
+        half = 0.5 * angles[..., i]
+        q = np.zeros((*angles.shape[:-1], 4))
+        q[..., 0] = np.cos(half)
+        q[..., 1 + _AXIS_INDEX[axis]] = np.sin(half)
+        out = q if out is None else qmul(out, q)
+    return out
+
+
+def to_euler(q: np.ndarray, order: str) -> np.ndarray:
+    """Euler angles ``[..., 3]`` (radians, intrinsic ``order``) of quaternions ``[..., 4]``; inverse of from_euler."""
+    from scipy.spatial.transform import Rotation
+
+    q = np.asarray(q, dtype=np.float64)
+    flat = q.reshape(-1, 4)
+    rot = Rotation.from_quat(flat[:, [1, 2, 3, 0]])
+    return rot.as_euler(order.upper()).reshape(*q.shape[:-1], 3)
+
+
+def to_matrix(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``[..., 3, 3]`` of unit quaternions ``[..., 4]``."""
+    w, x, y, z = np.moveaxis(np.asarray(q, dtype=np.float64), -1, 0)
+    return np.stack(
+        (
+            np.stack((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)), -1),
+            np.stack((2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)), -1),
+            np.stack((2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)), -1),
+        ),
+        axis=-2,
+    )
+
+
+def from_matrix(m: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``[..., 4]`` (w >= 0) of rotation matrices ``[..., 3, 3]``."""
+    from scipy.spatial.transform import Rotation
+
+    m = np.asarray(m, dtype=np.float64)
+    xyzw = Rotation.from_matrix(m.reshape(-1, 3, 3)).as_quat()
+    q = xyzw[:, [3, 0, 1, 2]].reshape(*m.shape[:-2], 4)
+    return np.where(q[..., :1] < 0, -q, q)
+
+
+def make_continuous(q: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Flip signs along ``axis`` so consecutive quaternions lie in the same hemisphere (for filtering)."""
+    q = np.moveaxis(np.array(q, dtype=np.float64, copy=True), axis, 0)
+    if len(q) > 1:
+        dots = np.sum(q[1:] * q[:-1], axis=-1)
+        flips = np.cumprod(np.where(dots < 0, -1.0, 1.0), axis=0)
+        q[1:] *= flips[..., None]
+    return np.moveaxis(q, 0, axis)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation from ``a`` to ``b`` (``[..., 4]``) by ``t`` (broadcast to ``[...]``), shortest path."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)[..., None]
+    dot = np.sum(a * b, axis=-1, keepdims=True)
+    b = np.where(dot < 0, -b, b)
+    dot = np.abs(dot)
+    theta = np.arccos(np.clip(dot, -1.0, 1.0))
+    sin_theta = np.sin(theta)
+    near = sin_theta < 1e-9
+    safe = np.where(near, 1.0, sin_theta)
+    wa = np.where(near, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
+    wb = np.where(near, t, np.sin(t * theta) / safe)
+    return normalize(wa * a + wb * b)
