@@ -3,12 +3,17 @@
 Our own loop over entry points (not pluggy's ``load_setuptools_entrypoints``) so that a plugin that fails to
 import is recorded with its error instead of breaking the CLI. ``OPTIQ_STRICT_PLUGINS=1`` re-raises;
 ``OPTIQ_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point or distribution name.
+
+A plugin is all or nothing: when it fails to import, implements a hook optiq does not know, or one of its hooks
+raises, its status is ``error`` and none of its capabilities or commands are registered.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -16,6 +21,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .errors import PluginError
 from .registry import Capability, Registry
 
 GROUP = "optiq"
@@ -26,6 +32,7 @@ KINDS = {
     "optiq_register_adapters": "adapter",
     "optiq_register_renderers": "renderer",
 }
+HOOKS = (*KINDS, "optiq_register_commands")
 
 
 @dataclass
@@ -39,6 +46,11 @@ class PluginRecord:
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
     capabilities: list[Capability] = field(default_factory=list)
+
+    def fail(self, error: str) -> None:
+        """Mark the plugin broken: it keeps its error and contributes nothing."""
+        self.status, self.error = "error", error
+        self.capabilities.clear()
 
     def info(self) -> dict[str, Any]:
         caps: dict[str, list[dict[str, Any]]] = {}
@@ -59,100 +71,198 @@ def _env_list(var: str) -> set[str]:
     return {x.strip() for x in os.environ.get(var, "").split(",") if x.strip()}
 
 
-class PluginManager:
-    """Loads plugins once and holds one Registry per capability kind."""
+def _normalize(name: str) -> str:
+    """PEP 503 name normalisation, so that ``optiq_example_plugin`` disables ``optiq-example-plugin``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
-    def __init__(self) -> None:
+
+class PluginManager:
+    """Loads plugins once and holds one Registry per capability kind.
+
+    discover: load the plugins of the ``optiq`` entry-point group (core included). core: when not discovering,
+    still register optiq-core's own plugin. plugins: extra ``{name: plugin object}`` registered after discovery
+    (what ``optiq.testing`` uses for throw-away plugins).
+    """
+
+    def __init__(self, *, discover: bool = True, core: bool = True,
+                 plugins: Mapping[str, object] | None = None) -> None:
         self.pm = pluggy.PluginManager("optiq")
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         self.registries = {kind: Registry(kind) for kind in KINDS.values()}
+        self.command_clashes: dict[str, list[str]] = {}
+        self._command_groups: set[int] = set()
         self.strict = os.environ.get("OPTIQ_STRICT_PLUGINS", "") not in ("", "0")
-        self._discover()
+        if discover:
+            self._discover()
+        if core and "core" not in self.records:
+            # Running from a source tree without installed metadata: core is still its own first plugin.
+            from . import plugin as core_plugin
+
+            self._register(PluginRecord("core", "optiq-core", _version("optiq-core")), core_plugin)
+        for name, obj in (plugins or {}).items():
+            self._register(PluginRecord(name, "<in-process>", "-"), obj)
         self._collect()
 
     # --- discovery -------------------------------------------------------------------------------------------
     def _discover(self) -> None:
-        disabled = _env_list("OPTIQ_DISABLE_PLUGINS")
+        disabled = {_normalize(x) for x in _env_list("OPTIQ_DISABLE_PLUGINS")}
         for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: (e.name != "core", e.name)):
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
             if ep.name in self.records:
                 # Two distributions claim one plugin name: keep the first, show the second as an error.
-                rec = PluginRecord(f"{ep.name} ({dist})", dist, version, "error",
-                                   f"plugin name {ep.name!r} is already used by {self.records[ep.name].dist}")
+                rec = PluginRecord(f"{ep.name} ({dist})", dist, version)
+                rec.fail(f"plugin name {ep.name!r} is already used by {self.records[ep.name].dist}")
                 self.records[rec.name] = rec
                 continue
             rec = PluginRecord(ep.name, dist, version)
-            self.records[ep.name] = rec
-            if ep.name in disabled or dist in disabled:
+            if _normalize(ep.name) in disabled or _normalize(dist) in disabled:
                 rec.status = "disabled"
+                self.records[ep.name] = rec
                 continue
             try:
                 module = ep.load()
-                self.pm.register(module, name=ep.name)
             except Exception as exc:  # a broken plugin is recorded, never fatal
                 if self.strict:
                     raise
-                rec.status, rec.error = "error", _one_line(exc)
-        if "core" not in self.records:
-            # Running from a source tree without installed metadata: core is still its own first plugin.
-            from . import plugin as core_plugin
+                rec.fail(_one_line(exc))
+                self.records[ep.name] = rec
+                continue
+            self._register(rec, module)
 
-            self.records["core"] = PluginRecord("core", "optiq-core", _version("optiq-core"))
-            self.pm.register(core_plugin, name="core")
+    def _register(self, rec: PluginRecord, obj: object) -> None:
+        """Register ``obj`` with pluggy under ``rec.name``; a plugin pluggy rejects (a hook implementation with
+        arguments the hook does not have) or one that implements an unknown hook is recorded as an error."""
+        self.records[rec.name] = rec
+        try:
+            self.pm.register(obj, name=rec.name)
+        except Exception as exc:
+            if self.strict:
+                raise
+            rec.fail(_one_line(exc))
+            return
+        unknown = sorted(c.name for c in self.pm.get_hookcallers(obj) or [] if not c.has_spec())
+        if unknown:
+            self.pm.unregister(obj)
+            error = PluginError(f"implements unknown hook(s) {', '.join(unknown)}; optiq's hooks are {', '.join(HOOKS)}")
+            if self.strict:
+                raise error
+            rec.fail(str(error))
 
     def _collect(self) -> None:
+        """Call every registrar hook plugin by plugin, then fill the registries from plugins that are still ok."""
         for hook_name, kind in KINDS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 rec = self.records[impl.plugin_name]
+                if rec.status != "ok":
+                    continue
                 rec.hooks.append(hook_name)
                 try:
-                    impl.function(register=self._registrar(kind, rec))
+                    _call(impl, register=self._registrar(kind, rec))
                 except Exception as exc:
                     if self.strict:
                         raise
-                    rec.status, rec.error = "error", f"{hook_name}: {_one_line(exc)}"
+                    rec.fail(f"{hook_name}: {_one_line(exc)}")
         for impl in self.pm.hook.optiq_register_commands.get_hookimpls():
-            self.records[impl.plugin_name].hooks.append("optiq_register_commands")
+            rec = self.records[impl.plugin_name]
+            if rec.status == "ok":
+                rec.hooks.append("optiq_register_commands")
+        for rec in self.records.values():
+            if rec.status == "ok":
+                for cap in rec.capabilities:
+                    self.registries[cap.kind].add(cap)
 
     def _registrar(self, kind: str, rec: PluginRecord):
-        registry = self.registries[kind]
-
-        def register(name: str, target: Any = None, *, description: str = "", **meta: Any) -> None:
-            if target is None:
-                target = meta.pop("load", None)
-            if target is None:
+        def register(name: str, target: Any, *, description: str = "", **meta: Any) -> None:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"register() needs a non-empty name, got {name!r}")
+            if not target:
                 raise TypeError(f"register({name!r}) needs a target")
             if "suffixes" in meta:
-                meta["suffixes"] = tuple(s.lower() if s.startswith(".") else "." + s.lower() for s in meta["suffixes"])
-            cap = Capability(kind, name, target, rec.name, description, meta)
-            rec.capabilities.append(cap)
-            registry.add(cap)
+                suffixes = (meta["suffixes"],) if isinstance(meta["suffixes"], str) else meta["suffixes"]
+                meta["suffixes"] = tuple(s.lower() if s.startswith(".") else "." + s.lower() for s in suffixes)
+            rec.capabilities.append(Capability(kind, name, target, rec.name, description, meta))
 
         return register
 
     def add_commands(self, cli: Any) -> None:
-        """Let every plugin add its subcommands to the click group ``cli``; a failing plugin is recorded."""
+        """Let every plugin add its subcommands to the click group ``cli``.
+
+        The commands already in ``cli`` are core's. A command name added by two plugins (or shadowing a core
+        command) is a clash: the name is replaced by a command that fails with the clash, never settled by
+        load order. A plugin whose hook raises is recorded as an error and its commands are taken back.
+        """
+        if id(cli) in self._command_groups:
+            return
+        self._command_groups.add(id(cli))
+        owners: dict[str, list[str]] = {name: ["core"] for name in cli.commands}
+        first = dict(cli.commands)
         for impl in self.pm.hook.optiq_register_commands.get_hookimpls():
+            rec = self.records[impl.plugin_name]
+            if rec.status != "ok":
+                continue
+            before = dict(cli.commands)
             try:
-                impl.function(cli=cli)
+                _call(impl, cli=cli)
             except Exception as exc:
                 if self.strict:
                     raise
-                rec = self.records[impl.plugin_name]
-                rec.status, rec.error = "error", f"optiq_register_commands: {_one_line(exc)}"
+                cli.commands.clear()
+                cli.commands.update(before)
+                self._drop(rec, f"optiq_register_commands: {_one_line(exc)}")
+                continue
+            for name, cmd in list(cli.commands.items()):
+                if before.get(name) is cmd:
+                    continue
+                owners.setdefault(name, []).append(rec.name)
+                first.setdefault(name, cmd)
+                cli.commands[name] = first[name]
+                rec.capabilities.append(Capability("command", name, _command_target(cmd), rec.name,
+                                                   cmd.get_short_help_str()))
+        for name, who in owners.items():
+            if len(who) > 1:
+                self.command_clashes[name] = who
+                cli.commands[name] = _clash_command(name, who)
+
+    def _drop(self, rec: PluginRecord, error: str) -> None:
+        """Fail a plugin after its capabilities reached the registries: take them back out."""
+        for cap in rec.capabilities:
+            if cap.kind in self.registries:
+                self.registries[cap.kind].remove(cap)
+        rec.fail(error)
 
     # --- queries ---------------------------------------------------------------------------------------------
-    def clashes(self) -> list[str]:
-        out = []
-        for reg in self.registries.values():
-            for name, caps in reg.clashes.items():
-                out.append(f"{reg.kind} {name!r} registered by {', '.join(c.plugin for c in caps)}")
+    def clashes(self) -> list[dict[str, Any]]:
+        """Every name registered by more than one plugin: ``{"kind", "name", "plugins"}``."""
+        out = [{"kind": reg.kind, "name": name, "plugins": [c.plugin for c in caps]}
+               for reg in self.registries.values() for name, caps in reg.clashes.items()]
+        out += [{"kind": "command", "name": name, "plugins": who} for name, who in self.command_clashes.items()]
         return out
 
     def info(self) -> dict[str, Any]:
         return {"plugins": [r.info() for r in self.records.values()], "clashes": self.clashes()}
+
+
+def _call(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
+    """Call one plugin's hook implementation with the arguments it asks for (pluggy allows a subset)."""
+    return impl.function(**{name: kwargs[name] for name in impl.argnames})
+
+
+def _command_target(cmd: Any) -> str:
+    func = cmd.callback or type(cmd)
+    return f"{func.__module__}:{func.__qualname__}"
+
+
+def _clash_command(name: str, owners: list[str]) -> Any:
+    import click
+
+    def fail(**_kwargs: Any) -> None:
+        raise PluginError(f"command {name!r} is registered by several plugins ({', '.join(owners)}); "
+                          f"disable all but one with OPTIQ_DISABLE_PLUGINS")
+
+    return click.Command(name, callback=fail, help=f"(clash: {', '.join(owners)})",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 def _one_line(exc: BaseException) -> str:
@@ -176,6 +286,13 @@ def get_manager(reload: bool = False) -> PluginManager:
     if _MANAGER is None or reload:
         _MANAGER = PluginManager()
     return _MANAGER
+
+
+def set_manager(manager: PluginManager | None) -> PluginManager | None:
+    """Install ``manager`` as the process-wide one (``None``: rediscover on next use); returns the previous."""
+    global _MANAGER
+    previous, _MANAGER = _MANAGER, manager
+    return previous
 
 
 def registry(kind: str) -> Registry:

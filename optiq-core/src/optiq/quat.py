@@ -29,16 +29,25 @@ def normalize(q: np.ndarray) -> np.ndarray:
 
 def qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product ``a * b`` of ``[..., 4]`` wxyz quaternions (broadcasts)."""
-    aw, ax, ay, az = np.moveaxis(np.asarray(a), -1, 0)
-    bw, bx, by, bz = np.moveaxis(np.asarray(b), -1, 0)
-    return np.stack(
-        (
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ),
-        axis=-1,
+    a = np.asarray(a)
+    b = np.asarray(b)
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=np.result_type(a, b, np.float64))
+    for i, part in enumerate(qmul_parts(np.moveaxis(a, -1, 0), np.moveaxis(b, -1, 0))):
+        out[..., i] = part
+    return out
+
+
+def qmul_parts(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hamilton product on components: ``a`` and ``b`` are ``(w, x, y, z)`` sequences of arrays (or arrays
+    ``[4, ...]``); returns the product's four component arrays. Components stored contiguously (``[4, J, T]``)
+    make the products several times faster than on interleaved ``[..., 4]`` arrays."""
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return (
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
     )
 
 
@@ -52,10 +61,23 @@ def conj(q: np.ndarray) -> np.ndarray:
 def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rotate vectors ``v [..., 3]`` by unit quaternions ``q [..., 4]`` (broadcasts)."""
     q = np.asarray(q)
-    w = q[..., :1]
-    u = q[..., 1:]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
+    v = np.asarray(v)
+    out = np.empty(np.broadcast_shapes(q.shape[:-1], v.shape[:-1]) + (3,), dtype=np.result_type(q, v, np.float64))
+    for i, part in enumerate(rotate_parts(np.moveaxis(q, -1, 0), np.moveaxis(v, -1, 0))):
+        out[..., i] = part
+    return out
+
+
+def rotate_parts(q, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rotate`` on components: ``q`` a ``(w, x, y, z)`` and ``v`` an ``(x, y, z)`` sequence of arrays (or arrays
+    ``[4, ...]`` and ``[3, ...]``); returns the rotated vector's three component arrays."""
+    w, x, y, z = q
+    vx, vy, vz = v
+    # v' = v + w t + u x t with t = 2 u x v (u the vector part), the cross products written out.
+    tx = 2.0 * (y * vz - z * vy)
+    ty = 2.0 * (z * vx - x * vz)
+    tz = 2.0 * (x * vy - y * vx)
+    return vx + w * tx + (y * tz - z * ty), vy + w * ty + (z * tx - x * tz), vz + w * tz + (x * ty - y * tx)
 
 
 def from_axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -102,13 +124,29 @@ def from_euler(angles: np.ndarray, order: str) -> np.ndarray:
     if len(order) != 3 or any(c not in _AXIS_INDEX for c in order):
         raise ValueError(f"unknown Euler order {order!r}; expected three letters of XYZ")
     angles = np.asarray(angles, dtype=np.float64)
-    out = None
-    for i, axis in enumerate(order):
-        half = 0.5 * angles[..., i]
-        q = np.zeros((*angles.shape[:-1], 4))
-        q[..., 0] = np.cos(half)
-        q[..., 1 + _AXIS_INDEX[axis]] = np.sin(half)
-        out = q if out is None else qmul(out, q)
+    i, j, k = (_AXIS_INDEX[c] for c in order)
+    half = 0.5 * angles
+    c = np.cos(half)
+    s = np.sin(half)
+    if len({i, j, k}) < 3:
+        # Proper Euler orders (a repeated axis, e.g. "ZYZ") are rare: multiply the three axis rotations.
+        out = None
+        for n, axis in enumerate((i, j, k)):
+            q = np.zeros((*angles.shape[:-1], 4))
+            q[..., 0] = c[..., n]
+            q[..., 1 + axis] = s[..., n]
+            out = q if out is None else qmul(out, q)
+        return out
+    # Closed form of q_i(a) * q_j(b) * q_k(c) for three distinct axes; e = +1 when e_i x e_j = +e_k.
+    e = 1.0 if (j - i) % 3 == 1 else -1.0
+    c1, c2, c3 = c[..., 0], c[..., 1], c[..., 2]
+    s1, s2, s3 = s[..., 0], s[..., 1], s[..., 2]
+    c1c2, s1s2, s1c2, c1s2 = c1 * c2, s1 * s2, s1 * c2, c1 * s2
+    out = np.empty((*angles.shape[:-1], 4))
+    out[..., 0] = c1c2 * c3 - e * s1s2 * s3
+    out[..., 1 + i] = s1c2 * c3 + e * c1s2 * s3
+    out[..., 1 + j] = c1s2 * c3 - e * s1c2 * s3
+    out[..., 1 + k] = e * s1s2 * c3 + c1c2 * s3
     return out
 
 

@@ -36,10 +36,16 @@ class Capability:
         return resolve_target(self.target, f"{self.kind} {self.name!r} (plugin {self.plugin})")
 
     def info(self) -> dict[str, Any]:
-        target = self.target if isinstance(self.target, str) else f"{self.target.__module__}:{self.target.__qualname__}"
+        target = self.target if isinstance(self.target, str) else _dotted_name(self.target)
         out = {"name": self.name, "target": target, "description": self.description}
         out.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in self.meta.items() if v is not None})
         return out
+
+
+def _dotted_name(obj: Any) -> str:
+    """``module:qualname`` of a function or class registered directly instead of as a string."""
+    named = obj if hasattr(obj, "__qualname__") else type(obj)
+    return f"{named.__module__}:{named.__qualname__}"
 
 
 def resolve_target(target: str | Any, what: str = "target") -> Any:
@@ -51,8 +57,8 @@ def resolve_target(target: str | Any, what: str = "target") -> Any:
         raise PluginError(f"{what}: target {target!r} is not of the form 'module:attr'")
     try:
         obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise PluginError(f"{what}: cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # a plugin's module failing at import is the plugin's error, shown in one line
+        raise PluginError(f"{what}: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -78,6 +84,17 @@ class Registry:
         else:
             self._items[cap.name] = cap
 
+    def remove(self, cap: Capability) -> None:
+        """Take back one registration (its plugin failed after registering)."""
+        if self._items.get(cap.name) is cap:
+            del self._items[cap.name]
+        elif cap in self.clashes.get(cap.name, ()):
+            rest = [c for c in self.clashes.pop(cap.name) if c is not cap]
+            if len(rest) == 1:
+                self._items[cap.name] = rest[0]
+            else:
+                self.clashes[cap.name] = rest
+
     def names(self) -> list[str]:
         return sorted(set(self._items) | set(self.clashes))
 
@@ -90,16 +107,19 @@ class Registry:
     def get(self, name: str) -> Capability:
         """The capability named ``name``, or a ``module:attr`` string wrapped as an ad-hoc capability."""
         if name in self.clashes:
-            who = ", ".join(c.plugin for c in self.clashes[name])
-            raise PluginError(
-                f"{self.kind} {name!r} is registered by several plugins ({who}); "
-                f"disable all but one with OPTIQ_DISABLE_PLUGINS or name a 'module:attr' target"
-            )
+            raise self._clash_error(name)
         if name in self._items:
             return self._items[name]
         if ":" in name:
             return Capability(self.kind, name, name, plugin="<module:attr>")
         raise PluginError(self.unknown_message(name))
+
+    def _clash_error(self, name: str) -> PluginError:
+        who = ", ".join(c.plugin for c in self.clashes[name])
+        return PluginError(
+            f"{self.kind} {name!r} is registered by several plugins ({who}); "
+            f"disable all but one with OPTIQ_DISABLE_PLUGINS or name a 'module:attr' target"
+        )
 
     def unknown_message(self, name: str) -> str:
         installed = ", ".join(self.names()) or "none"
@@ -111,4 +131,11 @@ class Registry:
         return self.get(name).load()
 
     def find(self, predicate: Callable[[Capability], bool]) -> list[Capability]:
+        """Capabilities for which ``predicate`` holds (for example: loaders of a suffix).
+
+        A clashed name that would match raises the clash error rather than letting the other match win.
+        """
+        for name, caps in self.clashes.items():
+            if any(predicate(c) for c in caps):
+                raise self._clash_error(name)
         return [c for c in self._items.values() if predicate(c)]

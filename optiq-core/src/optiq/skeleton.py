@@ -128,7 +128,7 @@ def _guess_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
     for name in names:
         if name in seen:
             continue
-        for pattern, left, right in _SIDE_PATTERNS:
+        for pattern, _left, right in _SIDE_PATTERNS:
             m = pattern.match(name)
             if m:
                 other = m.group(1) + right + m.group(2)

@@ -23,13 +23,14 @@ def _orders(clip: Clip, order: str | None) -> list[str]:
     return ["ZYX"] * clip.num_joints
 
 
-def write_bvh(clip: Clip, path: str | os.PathLike, *, unit: str | float | None = None, up: str = "y",
+def write_bvh(clip: Clip, path: str | os.PathLike, *, unit: str | float | None = None, up: str | None = None,
               order: str | None = None, **_ignored) -> None:
     """Write ``clip`` as BVH, atomically.
 
     unit: length unit of the file (a LENGTH_UNITS name or metres per unit); default the clip's ``length_unit``
-    label, else centimetres. up: the file's up axis. order: one Euler order for every joint (default: the orders
-    the clip was read with, else ZYX). Joints with per-frame local translations get six channels.
+    label, else centimetres. up: the file's up axis; default the clip's ``up`` label, else ``"y"``. order: one
+    Euler order for every joint (default: the orders the clip was read with, else ZYX). Joints with per-frame
+    local translations get six channels.
     """
     unit = unit or clip.labels.get("length_unit", "cm")
     scale = float(unit) if not isinstance(unit, str) else LENGTH_UNITS.get(unit)
@@ -38,7 +39,7 @@ def write_bvh(clip: Clip, path: str | os.PathLike, *, unit: str | float | None =
             scale = float(unit)
         except ValueError:
             raise OptiqError(f"unknown length unit {unit!r}", path) from None
-    back = axis_matrix(up).T  # optiq axes -> file axes
+    back = axis_matrix(up or clip.labels.get("up", "y")).T  # optiq axes -> file axes
     file_clip = clip.transformed(back, 1.0 / scale)
     sk = file_clip.skeleton
     orders = _orders(clip, order)
@@ -63,9 +64,9 @@ def write_bvh(clip: Clip, path: str | os.PathLike, *, unit: str | float | None =
         else:
             out.write(f"{ind}\tCHANNELS 3 {rot_ch}\n")
         columns.append(np.degrees(quat.to_euler(file_clip.rotations[:, j], orders[j])))
-        kids = sk.children(j)
-        if not kids:
-            e = sk.end_sites.get(j, np.zeros(3))
+        # A leaf without an End Site stays without one (SFU files have such leaves), so the round trip is exact.
+        if j in sk.end_sites:
+            e = sk.end_sites[j]
             out.write(f"{ind}\tEnd Site\n{ind}\t{{\n{ind}\t\tOFFSET {e[0]:.6f} {e[1]:.6f} {e[2]:.6f}\n{ind}\t}}\n")
         # Close this joint and every ancestor whose last child this is.
         next_depth = _depth(sk.parents, dfs[k + 1]) if k + 1 < len(dfs) else 0

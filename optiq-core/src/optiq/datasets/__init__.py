@@ -1,0 +1,102 @@
+"""Datasets of clips: ``open_dataset`` and ``write_dataset`` over the format registry (parquet, hdf5, plugins).
+
+A format is a registered object with ``open(path) -> Dataset`` and ``writer(path, skeleton, *, frame_labels,
+local_translations, velocities, **options) -> DatasetWriter``; the built-in ones are ParquetFormat and HDF5Format.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..clip import Clip
+from ..errors import DatasetError, PluginError
+from .base import SCHEMA_VERSION, Chunk, ClipInfo, Dataset, DatasetWriter, WindowSet, check_topology
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Chunk",
+    "ClipInfo",
+    "Dataset",
+    "DatasetWriter",
+    "WindowSet",
+    "check_topology",
+    "format_for",
+    "frame_label_dtypes",
+    "open_dataset",
+    "write_dataset",
+]
+
+
+def format_for(path: str | os.PathLike, format: str | None = None) -> Any:
+    """The format object for ``path``: the one named (a registered name or ``"module:attr"``), else the one
+    whose suffix matches."""
+    from ..plugins import registry
+
+    reg = registry("format")
+    if format:
+        return reg.load(format)
+    suffix = Path(path).suffix.lower()
+    caps = reg.find(lambda c: suffix in c.meta.get("suffixes", ()))
+    if not caps:
+        known = sorted({s for c in reg for s in c.meta.get("suffixes", ())})
+        raise PluginError(f"no dataset format for {suffix or 'files without a suffix'}; known suffixes: "
+                          f"{', '.join(known)}", path)
+    return caps[0].load()
+
+
+def open_dataset(path: str | os.PathLike, format: str | None = None) -> Dataset:
+    """Open a dataset for reading (format by suffix unless named). Use as a context manager."""
+    path = Path(path)
+    fmt = format_for(path, format)
+    if not path.is_file():
+        raise DatasetError("dataset does not exist" if not path.exists() else "is not a file", path)
+    return fmt.open(path)
+
+
+def frame_label_dtypes(clips: Iterable[Clip]) -> dict[str, np.dtype]:
+    """The dtype of every frame label across ``clips`` (text stays text, numbers widen)."""
+    kinds: dict[str, list[np.dtype]] = {}
+    for c in clips:
+        for k, v in c.frame_labels.items():
+            kinds.setdefault(k, []).append(v.dtype)
+    out = {}
+    for name, dts in kinds.items():
+        text = [d.kind in "USO" for d in dts]
+        if any(text) and not all(text):
+            raise DatasetError(f"frame label {name!r} is text in some clips and numbers in others")
+        out[name] = np.dtype(str) if all(text) else np.result_type(*dts)
+    return out
+
+
+def write_dataset(path: str | os.PathLike, clips: Sequence[Clip], format: str | None = None, *,
+                  velocities: bool = False, **options: Any) -> Path:
+    """Write ``clips`` (one skeleton topology) to a dataset file, atomically.
+
+    format: a registered format name or ``"module:attr"``; by default chosen by the suffix (``.parquet``,
+    ``.h5``, ``.hdf5``). velocities: also store world linear ``[T, J, 3]`` m/s and angular ``[T, J, 3]`` rad/s
+    velocities. options: passed to the format's writer (``row_group_frames`` for Parquet, ``chunk_frames``
+    and ``compression`` for HDF5). For more clips than fit in memory, use ``format.writer`` and ``add``
+    clip by clip. Raises SkeletonMismatchError naming the clip and the first joint that differs.
+    """
+    clips = list(clips)
+    if not clips:
+        raise DatasetError("no clips to write", path)
+    fmt = format_for(path, format)
+    first = clips[0]
+    for c in clips[1:]:
+        check_topology(c.skeleton, first.skeleton, f"clip {c.name!r}", c.labels.get("source"),
+                       f"the first clip {first.name!r}")
+    with atomic_path(path) as tmp:
+        writer = fmt.writer(tmp, first.skeleton, frame_labels=frame_label_dtypes(clips),
+                            local_translations=any(c.local_translations is not None for c in clips),
+                            velocities=velocities, **options)
+        with writer:
+            for c in clips:
+                writer.add(c)
+    return Path(path)

@@ -1,0 +1,468 @@
+"""What every dataset format shares: the clip table, the reading API and the writer's bookkeeping.
+
+A dataset holds clips of one skeleton topology (joint names and parents). Bone lengths differ between
+performers, so each clip keeps its own rest offsets; the dataset's skeleton carries the first clip's offsets.
+Motion arrays are float32 on disk and float64 in the Clips a dataset returns. The on-disk layout (schema
+version 1) is specified in docs/dataset-format.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .. import quat
+from ..clip import Clip
+from ..errors import DatasetError, SkeletonMismatchError
+from ..skeleton import Skeleton
+
+SCHEMA_VERSION = 1
+FORMAT_TAG = "optiq-dataset"
+
+# Per-frame motion arrays: name -> shape after the frame axis ("J" = number of joints).
+MOTION_FIELDS: dict[str, tuple[Any, ...]] = {
+    "root_translation": (3,),
+    "rotations": ("J", 4),
+    "local_translations": ("J", 3),
+    "linear_velocities": ("J", 3),
+    "angular_velocities": ("J", 3),
+}
+VELOCITY_FIELDS = ("linear_velocities", "angular_velocities")
+CLIP_FIELDS = ("root_translation", "rotations", "local_translations")
+
+
+def field_shape(name: str, num_joints: int) -> tuple[int, ...]:
+    """Shape of one frame of motion field ``name`` for a skeleton of ``num_joints`` joints."""
+    return tuple(num_joints if d == "J" else d for d in MOTION_FIELDS[name])
+
+
+@dataclass(frozen=True, eq=False)
+class ClipInfo:
+    """One row of a dataset's clip table (what is known about a clip without reading its frames).
+
+    offsets: ``[J, 3]`` metres, the clip's rest offsets. end_sites: ``{joint: [3]}`` metres. start: the clip's
+    first row in the file (Parquet rows; clips are stored one after the other). frame_labels: the names of the
+    clip's frame labels. local_translations: whether the clip stores per-frame local translations.
+    """
+
+    name: str
+    fps: float
+    num_frames: int
+    offsets: np.ndarray
+    end_sites: dict[int, np.ndarray] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    frame_labels: tuple[str, ...] = ()
+    local_translations: bool = False
+    start: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "fps": self.fps,
+            "num_frames": self.num_frames,
+            "start": self.start,
+            "offsets": self.offsets.tolist(),
+            "end_sites": {str(k): v.tolist() for k, v in self.end_sites.items()},
+            "labels": dict(self.labels),
+            "frame_labels": list(self.frame_labels),
+            "local_translations": self.local_translations,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ClipInfo:
+        return cls(
+            name=str(d["name"]),
+            fps=float(d["fps"]),
+            num_frames=int(d["num_frames"]),
+            offsets=np.asarray(d["offsets"], dtype=np.float64).reshape(-1, 3),
+            end_sites={int(k): np.asarray(v, dtype=np.float64) for k, v in d.get("end_sites", {}).items()},
+            labels={str(k): str(v) for k, v in d.get("labels", {}).items()},
+            frame_labels=tuple(d.get("frame_labels", ())),
+            local_translations=bool(d.get("local_translations", False)),
+            start=int(d.get("start", 0)),
+        )
+
+
+class Chunk(NamedTuple):
+    """A piece of a clip yielded by ``Dataset.stream``: the clip's name, the first frame's index, the frames."""
+
+    clip: str
+    start: int
+    data: Clip
+
+
+def check_topology(skeleton: Skeleton, reference: Skeleton, what: str, path: str | os.PathLike | None = None,
+                   reference_what: str = "the dataset") -> None:
+    """Raise SkeletonMismatchError unless ``skeleton`` has the joint names and parents of ``reference``.
+
+    The message names ``what`` (a clip), the file when given, and the first joint that differs.
+    """
+    if skeleton.same_topology(reference):
+        return
+    a, b = skeleton.names, reference.names
+    for j in range(max(len(a), len(b))):
+        name_a = a[j] if j < len(a) else None
+        name_b = b[j] if j < len(b) else None
+        if name_a != name_b:
+            detail = (f"joint {j} is {name_a!r}, expected {name_b!r}" if name_a and name_b
+                      else f"{len(a)} joints, expected {len(b)} (joint {j} {name_a or name_b!r} "
+                           f"{'is extra' if name_a else 'is missing'})")
+            break
+        if skeleton.parents[j] != reference.parents[j]:
+            pa, pb = int(skeleton.parents[j]), int(reference.parents[j])
+            detail = f"joint {j} {name_a!r} has parent {a[pa]!r}, expected {b[pb]!r}"
+            break
+    raise SkeletonMismatchError(f"{what}: skeleton differs from {reference_what}: {detail}", path)
+
+
+def _check_name(name: str, known: Mapping[str, Any], path: str) -> None:
+    if not name:
+        raise DatasetError("a clip needs a non-empty name", path)
+    if "/" in name:
+        raise DatasetError(f"clip name {name!r} contains '/'; clip names are HDF5 group names", path)
+    if name in known:
+        raise DatasetError(f"two clips are named {name!r}; clip names must be unique in a dataset", path)
+
+
+class DatasetWriter:
+    """Writes clips one at a time (memory: one clip), so a dataset can be larger than RAM.
+
+    The columns are fixed when the writer is created: ``frame_labels`` (name -> numpy dtype) and whether
+    ``local_translations`` and ``velocities`` (world linear and angular velocities, computed per clip) are
+    stored. Subclasses implement ``_write_clip``, ``_finish`` and ``_abort``. Use as a context manager, or call
+    ``close()``; ``abort()`` discards the file. Formats write to the path they are given: callers that want an
+    atomic result pass a temporary path (``write_dataset`` does).
+    """
+
+    def __init__(self, path: str | os.PathLike, skeleton: Skeleton, *, frame_labels: Mapping[str, Any] | None = None,
+                 local_translations: bool = False, velocities: bool = False):
+        self.path = Path(path)
+        self.skeleton = skeleton
+        self.frame_label_dtypes = {k: np.dtype(v) for k, v in (frame_labels or {}).items()}
+        clash = sorted(set(self.frame_label_dtypes) & set(MOTION_FIELDS))
+        if clash:
+            raise DatasetError(f"frame label names {', '.join(clash)} are motion field names; rename them", path)
+        self.local_translations = local_translations
+        self.velocities = velocities
+        self.clips: dict[str, ClipInfo] = {}
+        self.num_rows = 0
+
+    def add(self, clip: Clip, stored: Mapping[str, np.ndarray] | None = None) -> ClipInfo:
+        """Append ``clip``; its skeleton must have the dataset's topology and its frame labels must be declared.
+
+        stored: arrays to store as given instead of computing them (velocities copied from another dataset).
+        """
+        _check_name(clip.name, self.clips, str(self.path))
+        check_topology(clip.skeleton, self.skeleton, f"clip {clip.name!r}", clip.labels.get("source"))
+        undeclared = sorted(set(clip.frame_labels) - set(self.frame_label_dtypes))
+        if undeclared:
+            raise DatasetError(f"clip {clip.name!r}: frame labels {', '.join(undeclared)} were not declared "
+                               f"when the dataset writer was created", self.path)
+        if clip.local_translations is not None and not self.local_translations:
+            raise DatasetError(f"clip {clip.name!r} has local translations but the writer was created without "
+                               f"local_translations=True", self.path)
+        info = ClipInfo(clip.name, clip.fps, clip.num_frames, clip.skeleton.offsets.copy(),
+                        dict(clip.skeleton.end_sites), dict(clip.labels), tuple(clip.frame_labels),
+                        clip.local_translations is not None, self.num_rows)
+        arrays = self.arrays_of(clip, skip=tuple(stored or ()))
+        arrays.update({k: np.asarray(v, dtype=np.float32) for k, v in (stored or {}).items() if k in self.fields()})
+        self._write_clip(info, arrays, clip.frame_labels)
+        self.clips[clip.name] = info
+        self.num_rows += clip.num_frames
+        return info
+
+    def arrays_of(self, clip: Clip, skip: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """The float32 arrays stored for ``clip`` (frame axis first), velocities computed when asked for
+        (unless named in ``skip``)."""
+        out = {"root_translation": clip.root_translation.astype(np.float32),
+               "rotations": clip.rotations.astype(np.float32)}
+        if clip.local_translations is not None:
+            out["local_translations"] = clip.local_translations.astype(np.float32)
+        if self.velocities and not set(VELOCITY_FIELDS) <= set(skip):
+            pos, rot = clip.forward_kinematics()
+            out["linear_velocities"] = clip.linear_velocities(pos).astype(np.float32)
+            out["angular_velocities"] = clip.angular_velocities(rot).astype(np.float32)
+        return out
+
+    def dataset_json(self) -> dict[str, Any]:
+        """The dataset header (skeleton topology, first clip's offsets, clip table) as stored in JSON."""
+        if not self.clips:
+            raise DatasetError("no clips to write", self.path)
+        first = next(iter(self.clips.values()))
+        return {
+            "format": FORMAT_TAG,
+            "schema_version": SCHEMA_VERSION,
+            "skeleton": {"names": list(self.skeleton.names), "parents": self.skeleton.parents.tolist(),
+                         "offsets": first.offsets.tolist(),
+                         "end_sites": {str(k): v.tolist() for k, v in first.end_sites.items()}},
+            "fields": self.fields(),
+            "frame_labels": {k: _dtype_name(v) for k, v in self.frame_label_dtypes.items()},
+            "num_frames": self.num_rows,
+            "clips": [c.to_json() for c in self.clips.values()],
+        }
+
+    def fields(self) -> list[str]:
+        """Names of the motion fields this writer stores."""
+        out = ["root_translation", "rotations"]
+        if self.local_translations:
+            out.append("local_translations")
+        if self.velocities:
+            out.extend(VELOCITY_FIELDS)
+        return out
+
+    def close(self) -> None:
+        """Finish the file (writes the clip table); raises DatasetError when no clip was added."""
+        self._finish()
+
+    def abort(self) -> None:
+        """Stop writing and remove the partial file."""
+        self._abort()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _write_clip(self, info: ClipInfo, arrays: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        raise NotImplementedError
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    """A dtype as the schema names it: ``string`` for any text, else numpy's name (``int64``, ``float32``)."""
+    return "string" if dtype.kind in "USO" else dtype.name
+
+
+def parse_header(header: Mapping[str, Any], path: str) -> tuple[Skeleton, list[ClipInfo], list[str], dict[str, str]]:
+    """Check a dataset header's format tag and version; return skeleton, clips, fields and frame label types."""
+    if header.get("format") != FORMAT_TAG:
+        raise DatasetError(f"not an optiq dataset (format tag {header.get('format')!r}, expected {FORMAT_TAG!r})",
+                           path)
+    version = header.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise DatasetError(f"schema_version {version!r} is not one this optiq reads ({SCHEMA_VERSION}); "
+                           f"install the optiq version that wrote it", path)
+    try:
+        sk = header["skeleton"]
+        clips = [ClipInfo.from_json(c) for c in header["clips"]]
+        skeleton = Skeleton(sk["names"], sk["parents"], sk["offsets"],
+                            {int(k): v for k, v in sk.get("end_sites", {}).items()})
+        return skeleton, clips, list(header["fields"]), dict(header.get("frame_labels", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"damaged dataset header: {type(exc).__name__}: {exc}", path) from None
+
+
+class Dataset:
+    """A read-only dataset of clips of one skeleton topology. Open one with ``optiq.open_dataset(path)``.
+
+    ``ds.clips`` is the clip table (ClipInfo), ``ds.read_clip(name)`` a whole clip, ``ds.window(name, start,
+    length)`` a piece, ``ds.windows(length, stride)`` every window with random access, ``ds.stream()`` the whole
+    dataset in storage-sized pieces (memory bounded by one piece). Reading never loads the whole file.
+    Subclasses implement ``_read`` and ``_chunk_bounds``.
+    """
+
+    format_name = "?"
+
+    def __init__(self, path: str | os.PathLike, skeleton: Skeleton, clips: Sequence[ClipInfo],
+                 fields: Sequence[str], frame_label_types: Mapping[str, str]):
+        self.path = Path(path)
+        self.skeleton = skeleton
+        self.clips = list(clips)
+        self.fields = tuple(fields)
+        self.frame_label_types = dict(frame_label_types)
+        self._by_name = {c.name: c for c in self.clips}
+        self._skeletons: dict[str, Skeleton] = {}
+
+    # --- the clip table ------------------------------------------------------------------------------------
+    @property
+    def clip_names(self) -> list[str]:
+        return [c.name for c in self.clips]
+
+    @property
+    def num_frames(self) -> int:
+        """Frames of all clips together."""
+        return sum(c.num_frames for c in self.clips)
+
+    @property
+    def has_velocities(self) -> bool:
+        return all(f in self.fields for f in VELOCITY_FIELDS)
+
+    @property
+    def labels(self) -> dict[str, list[str]]:
+        """Every clip label key with the sorted values it takes across clips."""
+        out: dict[str, set[str]] = {}
+        for c in self.clips:
+            for k, v in c.labels.items():
+                out.setdefault(k, set()).add(v)
+        return {k: sorted(v) for k, v in sorted(out.items())}
+
+    def info(self, clip: str | int) -> ClipInfo:
+        """The clip table row of ``clip`` (a name or an index)."""
+        if isinstance(clip, (int, np.integer)):
+            if not -len(self.clips) <= clip < len(self.clips):
+                raise DatasetError(f"clip index {clip} is out of range ({len(self.clips)} clips)", self.path)
+            return self.clips[int(clip)]
+        try:
+            return self._by_name[clip]
+        except KeyError:
+            names = ", ".join(self.clip_names[:20]) + (", ..." if len(self.clips) > 20 else "")
+            raise DatasetError(f"no clip {clip!r}; clips: {names}", self.path) from None
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({str(self.path)!r}, clips={len(self)}, frames={self.num_frames}, "
+                f"joints={self.skeleton.num_joints})")
+
+    def clip_skeleton(self, clip: str | int) -> Skeleton:
+        """The skeleton of one clip: the dataset's topology with the clip's own rest offsets."""
+        info = self.info(clip)
+        if info.name not in self._skeletons:
+            self._skeletons[info.name] = Skeleton(self.skeleton.names, self.skeleton.parents, info.offsets,
+                                                  info.end_sites)
+        return self._skeletons[info.name]
+
+    # --- reading -------------------------------------------------------------------------------------------
+    def arrays(self, clip: str | int, start: int = 0, stop: int | None = None,
+               fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Frames ``[start, stop)`` of ``clip`` as stored: float32 motion fields (``rotations [T, J, 4]`` wxyz,
+        ``root_translation [T, 3]`` m, ``local_translations [T, J, 3]`` m, ``linear_velocities [T, J, 3]`` m/s,
+        ``angular_velocities [T, J, 3]`` rad/s, each only when stored) and the clip's frame labels under their
+        names. fields: a subset of names to read (default all the clip has)."""
+        info = self.info(clip)
+        stop = info.num_frames if stop is None else stop
+        if not 0 <= start < stop <= info.num_frames:
+            raise DatasetError(f"clip {info.name!r} has {info.num_frames} frames; frames {start}:{stop} do not fit",
+                               self.path)
+        available = [f for f in self.fields if f != "local_translations" or info.local_translations]
+        available += list(info.frame_labels)
+        wanted = available if fields is None else [f for f in fields if f in available]
+        return self._read(info, start, stop, wanted)
+
+    def window(self, clip: str | int, start: int, length: int) -> Clip:
+        """Frames ``[start, start + length)`` of ``clip`` as a Clip (float64, unit quaternions, the clip's labels
+        and name)."""
+        return self._clip(self.info(clip), start, start + length)
+
+    def read_clip(self, clip: str | int) -> Clip:
+        """The whole clip (float64)."""
+        info = self.info(clip)
+        return self._clip(info, 0, info.num_frames)
+
+    __getitem__ = read_clip
+
+    def iter_clips(self) -> Iterator[Clip]:
+        """Every clip in order, one in memory at a time."""
+        for info in self.clips:
+            yield self._clip(info, 0, info.num_frames)
+
+    def windows(self, length: int, stride: int | None = None, clips: Sequence[str] | None = None) -> WindowSet:
+        """Every window of ``length`` frames, starts ``stride`` apart (default ``length``), in clips that are long
+        enough; a sequence with ``len`` and random access ``[i]`` -> Clip."""
+        return WindowSet(self, length, stride or length, clips)
+
+    def stream(self, max_frames: int | None = None) -> Iterator[Chunk]:
+        """The whole dataset in order as Chunks of at most one storage unit (a Parquet row group, an HDF5
+        chunk run of ``max_frames``), so memory stays bounded whatever the file's size."""
+        for info in self.clips:
+            bounds = self._chunk_bounds(info, max_frames)
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                yield Chunk(info.name, a, self._clip(info, a, b))
+
+    def _clip(self, info: ClipInfo, start: int, stop: int) -> Clip:
+        arr = self.arrays(info.name, start, stop, [*CLIP_FIELDS, *info.frame_labels])
+        return Clip(
+            self.clip_skeleton(info.name), info.fps,
+            # Renormalised: float32 storage leaves norms 1e-7 off unit, which ill-conditions angle comparisons.
+            arr["root_translation"].astype(np.float64), quat.normalize(arr["rotations"].astype(np.float64)),
+            arr["local_translations"].astype(np.float64) if "local_translations" in arr else None,
+            name=info.name, labels=dict(info.labels),
+            frame_labels={k: arr[k] for k in info.frame_labels},
+        )
+
+    def _read(self, info: ClipInfo, start: int, stop: int, fields: Sequence[str]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _chunk_bounds(self, info: ClipInfo, max_frames: int | None) -> list[int]:
+        raise NotImplementedError
+
+    # --- summary and lifetime ------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """What ``optiq data info --json`` prints: sizes, skeleton, fps, labels and the clip table."""
+        return {
+            "path": str(self.path),
+            "format": self.format_name,
+            "schema_version": SCHEMA_VERSION,
+            "num_clips": len(self.clips),
+            "num_frames": self.num_frames,
+            "fps": sorted({c.fps for c in self.clips}),
+            "fields": list(self.fields),
+            "skeleton": {"num_joints": self.skeleton.num_joints, "names": list(self.skeleton.names),
+                         "parents": self.skeleton.parents.tolist()},
+            "labels": self.labels,
+            "frame_labels": dict(self.frame_label_types),
+            "clips": [{"name": c.name, "num_frames": c.num_frames, "fps": c.fps,
+                       "duration_s": (c.num_frames - 1) / c.fps, "labels": dict(c.labels),
+                       "frame_labels": list(c.frame_labels)} for c in self.clips],
+        }
+
+    def close(self) -> None:
+        """Release the file."""
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class WindowSet(Sequence):
+    """Windows of a dataset: ``len(ws)``, ``ws[i]`` -> Clip (random access), iteration in order.
+
+    ``ws.clip_index [N]`` and ``ws.starts [N]`` say where each window comes from (index into ``ds.clips``,
+    first frame).
+    """
+
+    def __init__(self, ds: Dataset, length: int, stride: int, clips: Sequence[str] | None = None):
+        if length < 1 or stride < 1:
+            raise DatasetError(f"window length and stride must be positive, got {length} and {stride}", ds.path)
+        self.dataset, self.length, self.stride = ds, int(length), int(stride)
+        chosen = range(len(ds.clips)) if clips is None else [ds.clips.index(ds.info(c)) for c in clips]
+        idx, starts = [], []
+        for i in chosen:
+            n = ds.clips[i].num_frames - self.length
+            if n >= 0:
+                s = np.arange(0, n + 1, self.stride)
+                idx.append(np.full(len(s), i))
+                starts.append(s)
+        self.clip_index = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
+        self.starts = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} of {len(self)}")
+        return self.dataset.window(int(self.clip_index[i]), int(self.starts[i]), self.length)

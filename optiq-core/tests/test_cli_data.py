@@ -1,0 +1,184 @@
+"""``optiq data convert|label|info|export`` through the real CLI, on the real CMU BVH files."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import optiq
+from optiq import quat
+from optiq.cli.main import build_cli
+from optiq.datasets import open_dataset
+
+CMU = ["cmu_01_14_bvhtodeepmimic", "cmu_02_01_bvhtodeepmimic", "cmu_12_01_walk_pybvh"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(build_cli(), [str(a) for a in args])
+
+
+def bvh_header(path):
+    """Joint count, frame count and fps as the BVH text states them (read without optiq)."""
+    text = path.read_text()
+    joints = len(re.findall(r"^\s*(ROOT|JOINT)\s", text, flags=re.M))
+    frames = int(re.search(r"Frames:\s*(\d+)", text).group(1))
+    fps = 1.0 / float(re.search(r"Frame Time:\s*([\d.]+)", text).group(1))
+    return joints, frames, fps
+
+
+@pytest.fixture(scope="module")
+def cmu_files(data_dir):
+    return [data_dir / "bvh" / f"{n}.bvh" for n in CMU]
+
+
+@pytest.fixture(scope="module")
+def converted(cmu_files, tmp_path_factory):
+    d = tmp_path_factory.mktemp("conv")
+    for out in ("ds.parquet", "ds.h5"):
+        r = run("data", "convert", "--in", *cmu_files, "--out", d / out, "--drop-tpose", "--compute-velocities",
+                "--label", "subject=cmu", "--jobs", "1")
+        assert r.exit_code == 0, r.output
+    return d / "ds.parquet", d / "ds.h5"
+
+
+def test_convert_info_matches_the_files(converted, cmu_files):
+    for path in converted:
+        r = run("data", "info", path, "--json")
+        assert r.exit_code == 0, r.output
+        info = json.loads(r.stdout)
+        assert [c["name"] for c in info["clips"]] == CMU
+        for c, f in zip(info["clips"], cmu_files):
+            joints, frames, fps = bvh_header(f)
+            assert c["num_frames"] == frames - 1  # the leading T-pose frame is dropped
+            assert c["fps"] == pytest.approx(fps, rel=1e-5)
+            assert c["labels"]["subject"] == "cmu" and c["labels"]["source"] == f.name
+            assert info["skeleton"]["num_joints"] == joints
+        assert info["num_frames"] == sum(bvh_header(f)[1] - 1 for f in cmu_files)
+        assert info["fields"] == ["root_translation", "rotations", "linear_velocities", "angular_velocities"]
+        assert info["labels"]["subject"] == ["cmu"]
+    text = run("data", "info", converted[0]).stdout
+    assert "clips: 3, frames: 3204" in text and "skeleton: 31 joints: Hips, LHipJoint" in text
+    assert re.search(r"cmu_02_01_bvhtodeepmimic\s+343\s+120\s+2\.85", text)
+
+
+def test_both_formats_from_one_conversion_are_equal(converted):
+    with open_dataset(converted[0]) as a, open_dataset(converted[1]) as b:
+        for name in CMU:
+            ra, rb = a.arrays(name), b.arrays(name)
+            assert ra.keys() == rb.keys() and len(ra) == 4
+            for k in ra:
+                np.testing.assert_array_equal(ra[k], rb[k])
+            assert a.info(name).labels == b.info(name).labels
+
+
+def test_convert_resamples_and_smooths(cmu_files, tmp_path):
+    out = tmp_path / "s.h5"
+    r = run("data", "convert", "--in", cmu_files[1], "--out", out, "--drop-tpose", "--smooth", "6", "--fps", "30")
+    assert r.exit_code == 0, r.output
+    src = optiq.load_clip(cmu_files[1], drop_tpose=True)
+    with open_dataset(out) as ds:
+        c = ds.read_clip(0)
+    assert c.fps == 30 and c.num_frames == int((src.num_frames - 1) / 4) + 1  # 120 -> 30 fps keeps every 4th
+    expected = src.smooth(6).resample(30)
+    np.testing.assert_allclose(c.rotations, expected.rotations, atol=1e-7)
+    # Smoothing did something: the raw frames differ from the smoothed ones by more than float32 noise.
+    assert np.abs(src.root_translation[::4] - c.root_translation).max() > 1e-4
+
+
+def test_folder_with_a_bad_file_stops_or_skips(cmu_files, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(cmu_files[1], folder / "a_walk.bvh")
+    shutil.copy(cmu_files[2], folder / "c_walk.bvh")
+    lines = cmu_files[0].read_text().splitlines(keepends=True)
+    (folder / "b_broken.bvh").write_text("".join(lines[:400]))  # truncated in the MOTION block
+    out = tmp_path / "out" / "ds.parquet"
+    out.parent.mkdir()
+    r = run("data", "convert", "--in", folder, "--out", out, "--jobs", "2")
+    assert r.exit_code == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("optiq: error: ")
+    assert "b_broken.bvh" in r.stderr and "line 400" in r.stderr and "truncated" in r.stderr
+    assert list(out.parent.iterdir()) == []
+
+    r = run("data", "convert", "--in", folder, "--out", out, "--skip-bad", "--jobs", "2")
+    assert r.exit_code == 0, r.output
+    assert "skipped" in r.stderr and "b_broken.bvh" in r.stderr
+    assert "2 clips" in r.stdout and "1 bad files skipped" in r.stdout
+    with open_dataset(out) as ds:
+        assert ds.clip_names == ["a_walk", "c_walk"]
+
+
+def test_mixed_skeletons_stop_with_the_file_and_joint(cmu_files, data_dir, tmp_path):
+    out = tmp_path / "ds.h5"
+    r = run("data", "convert", "--in", cmu_files[1], data_dir / "bvh" / "fair1_jumping.bvh", "--out", out)
+    assert r.exit_code == 2
+    assert "fair1_jumping.bvh" in r.stderr and "joint 1 is 'Spine', expected 'LHipJoint'" in r.stderr
+    assert not out.exists()
+    r = run("data", "convert", "--in", str(data_dir / "bvh" / "cmu_*.bvh"), "--out", out, "--skip-bad", "-j", "1")
+    assert r.exit_code == 0, r.output
+    assert "cmu_131_01_start_walk_stop_maxfriendly.bvh" in r.stderr  # the 3dsMax dialect: other joints
+    with open_dataset(out) as ds:
+        assert ds.clip_names == CMU
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "{tmp}/missing/ds.parquet"], "output folder '{tmp}/missing' does not exist"),
+    (["--out", "{tmp}/ds.csv"], "no dataset format for .csv"),
+    (["--in", "{tmp}/nothing*.bvh", "--out", "{tmp}/ds.h5"], "no file matches it as a pattern"),
+    (["--label", "novalue", "--out", "{tmp}/ds.h5"], "--label 'novalue': expected key=value"),
+])
+def test_convert_usage_errors(cmu_files, tmp_path, args, message):
+    args = [a.format(tmp=tmp_path) for a in args]
+    r = run("data", "convert", "--in", cmu_files[1], *args)
+    assert r.exit_code == 2
+    assert r.stderr == f"optiq: error: {message.format(tmp=tmp_path)}\n" or message.format(tmp=tmp_path) in r.stderr
+    assert r.stderr.count("\n") == 1
+    assert [p for p in tmp_path.iterdir()] == []
+
+
+def test_export_round_trip_to_bvh(converted, tmp_path):
+    out = tmp_path / "walk.bvh"
+    r = run("data", "export", converted[0], "--clip", CMU[1], "--out", out)
+    assert r.exit_code == 0, r.output
+    back = optiq.load_clip(out)
+    with open_dataset(converted[0]) as ds:
+        clip = ds.read_clip(CMU[1])
+    assert back.num_frames == clip.num_frames and back.skeleton.names == clip.skeleton.names
+    assert quat.angle_between(back.rotations, clip.rotations).max() < 1e-5
+    np.testing.assert_allclose(back.root_translation, clip.root_translation, atol=1e-5)
+    np.testing.assert_allclose(back.world_positions(), clip.world_positions(), atol=1e-5)
+
+
+def test_export_errors(converted, tmp_path):
+    r = run("data", "export", converted[1], "--clip", CMU[1], "--out", tmp_path / "x.fbx")
+    assert r.exit_code == 2 and 'install "optiq[fbx]"' in r.stderr
+    r = run("data", "export", converted[1], "--clip", "nope", "--out", tmp_path / "x.bvh")
+    assert r.exit_code == 2 and "no clip 'nope'; clips: cmu_01_14_bvhtodeepmimic" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_label_command(converted, tmp_path):
+    labels_file = tmp_path / "phases.json"
+    labels_file.write_text(json.dumps({CMU[1]: {"phase": {"segments": [[0, 343, "stance"]]}}}))
+    out = tmp_path / "labelled.h5"
+    r = run("data", "label", "--in", converted[0], "--out", out, "--label", "movement=walk", "--clips", "*walk*",
+            "--clips", "cmu_02_*", "--frame-labels", labels_file)
+    assert r.exit_code == 0, r.output
+    info = json.loads(run("data", "info", out, "--json").stdout)
+    movement = {c["name"]: c["labels"].get("movement") for c in info["clips"]}
+    assert movement == {CMU[0]: None, CMU[1]: "walk", CMU[2]: "walk"}
+    assert info["frame_labels"] == {"phase": "string"}
+
+    labels_file.write_text(json.dumps({CMU[2]: {"phase": [0.5] * 100}}))
+    bad_out = tmp_path / "bad.parquet"
+    r = run("data", "label", "--in", converted[0], "--out", bad_out, "--frame-labels", labels_file)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert str(labels_file) in r.stderr and "clip 'cmu_12_01_walk_pybvh'" in r.stderr and "523 frames" in r.stderr
+    assert not bad_out.exists()
+    r = run("data", "label", "--in", converted[0], "--out", bad_out, "--label", "a=b", "--clips", "zzz*")
+    assert r.exit_code == 2 and "no clip matches zzz*" in r.stderr and not bad_out.exists()

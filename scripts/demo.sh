@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# make demo: convert real BVH files into labeled Parquet and HDF5 datasets, show them, list plugins.
+# Usage: scripts/demo.sh [--data DIR] [--out DIR]   (or OPTIQ_DATA=DIR)
+set -euo pipefail
+DATA="${OPTIQ_DATA:-${OPTIQ_TEST_DATA:-../shared/data}}"
+OUT="out/demo"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) DATA="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    *) echo "demo: unknown option $1 (expected --data DIR or --out DIR)" >&2; exit 2 ;;
+  esac
+done
+if [ ! -d "$DATA/bvh" ]; then
+  echo "demo: no BVH folder at $DATA/bvh; pass --data DIR or set OPTIQ_DATA" >&2
+  exit 2
+fi
+mkdir -p "$OUT"
+# The CMU "MotionBuilder-friendly" takes share one skeleton topology (one skeleton per dataset); the other BVH
+# files of the folder each have their own skeleton, so they go to a second dataset per file.
+CMU=("$DATA"/bvh/cmu_01_14_bvhtodeepmimic.bvh "$DATA"/bvh/cmu_02_01_bvhtodeepmimic.bvh "$DATA"/bvh/cmu_12_01_walk_pybvh.bvh)
+set -x
+optiq data convert --in "${CMU[@]}" --out "$OUT/cmu.parquet" --drop-tpose --unit cmu --compute-velocities \
+  --label source=cmu --label subject_group=cgspeed
+optiq data convert --in "${CMU[@]}" --out "$OUT/cmu.h5" --drop-tpose --unit cmu --compute-velocities \
+  --label source=cmu --label subject_group=cgspeed
+optiq data label --in "$OUT/cmu.parquet" --out "$OUT/cmu_labeled.parquet" --label movement=walk --clips '*walk*'
+for f in "$DATA"/bvh/*.bvh; do
+  case "$f" in *cmu_01_14*|*cmu_02_01*|*cmu_12_01*) continue ;; esac
+  optiq --quiet data convert --in "$f" --out "$OUT/$(basename "${f%.bvh}").h5"
+done
+optiq data info "$OUT/cmu_labeled.parquet"
+optiq data info "$OUT/cmu.h5"
+optiq data export "$OUT/cmu_labeled.parquet" --clip cmu_02_01_bvhtodeepmimic --out "$OUT/cmu_02_01.json"
+optiq plugins list
+set +x
+echo "demo: datasets written to $OUT"
