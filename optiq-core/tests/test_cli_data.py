@@ -7,10 +7,9 @@ import re
 import shutil
 
 import numpy as np
+import optiq
 import pytest
 from click.testing import CliRunner
-
-import optiq
 from optiq import quat
 from optiq.cli.main import build_cli
 from optiq.datasets import open_dataset
@@ -52,7 +51,7 @@ def test_convert_info_matches_the_files(converted, cmu_files):
         assert r.exit_code == 0, r.output
         info = json.loads(r.stdout)
         assert [c["name"] for c in info["clips"]] == CMU
-        for c, f in zip(info["clips"], cmu_files):
+        for c, f in zip(info["clips"], cmu_files, strict=True):
             joints, frames, fps = bvh_header(f)
             assert c["num_frames"] == frames - 1  # the leading T-pose frame is dropped
             assert c["fps"] == pytest.approx(fps, rel=1e-5)

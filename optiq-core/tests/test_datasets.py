@@ -8,11 +8,10 @@ import tracemalloc
 
 import h5py
 import numpy as np
+import optiq
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
-import optiq
 from optiq import quat
 from optiq.datasets import open_dataset, write_dataset
 from optiq.datasets.labels import relabel
@@ -48,7 +47,7 @@ def test_parquet_and_hdf5_hold_the_same_data(both, cmu_clips):
         assert a.clip_names == b.clip_names == CMU
         assert a.fields == b.fields
         assert a.frame_label_types == b.frame_label_types == {"phase": "float64", "foot": "string", "step": "int64"}
-        for name, src in zip(CMU, cmu_clips):
+        for name, src in zip(CMU, cmu_clips, strict=True):
             ra, rb = a.arrays(name), b.arrays(name)
             assert ra.keys() == rb.keys()
             for key in ra:

@@ -106,6 +106,8 @@ def test_explicit_character_and_sniffing(data_dir, tmp_path):
     assert sniff_deepmimic(motion, motion.read_bytes()[:4096])
     assert not sniff_deepmimic(data_dir / DATA / CHARACTER, (data_dir / DATA / CHARACTER).read_bytes()[:4096])
     assert clip.num_frames == len(optiq.load(lonely, character=data_dir / DATA / CHARACTER)[0])
+    with pytest.raises(ParseError, match=r"humanoid3d_character\.txt: Skeleton: is a DeepMimic character file"):
+        load_deepmimic(data_dir / DATA / CHARACTER)
 
 
 @pytest.fixture()

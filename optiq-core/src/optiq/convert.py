@@ -123,7 +123,7 @@ def convert(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, options
     clips: list[Clip] = []
     skipped: list[tuple[Path, str]] = []
     owner: dict[str, Path] = {}
-    for path, (loaded, error) in zip(files, _load_all(files, options, jobs, progress)):
+    for path, (loaded, error) in zip(files, _load_all(files, options, jobs, progress), strict=True):
         if error is None:
             error = _fit_error(path, loaded, clips, owner)
         if error is not None:

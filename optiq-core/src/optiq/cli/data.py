@@ -109,7 +109,7 @@ def info_cmd(path, as_json) -> None:
         rows.append((c["name"], str(c["num_frames"]), f"{c['fps']:g}", f"{c['duration_s']:.2f}", labels))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
-        click.echo("  ".join([*(x.ljust(w) for x, w in zip(r, widths)), r[4]]).rstrip())
+        click.echo("  ".join([*(x.ljust(w) for x, w in zip(r, widths, strict=False)), r[4]]).rstrip())
 
 
 def _short(text: str, size: int = 32) -> str:

@@ -385,7 +385,7 @@ class Dataset:
         chunk run of ``max_frames``), so memory stays bounded whatever the file's size."""
         for info in self.clips:
             bounds = self._chunk_bounds(info, max_frames)
-            for a, b in zip(bounds[:-1], bounds[1:]):
+            for a, b in zip(bounds[:-1], bounds[1:], strict=False):
                 yield Chunk(info.name, a, self._clip(info, a, b))
 
     def _clip(self, info: ClipInfo, start: int, stop: int) -> Clip:

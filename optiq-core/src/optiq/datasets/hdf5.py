@@ -117,7 +117,7 @@ class HDF5Dataset(Dataset):
             clips.append({
                 "name": name, "fps": float(g.attrs["fps"]), "num_frames": n, "start": start,
                 "offsets": g["offsets"][()],
-                "end_sites": dict(zip(joints.tolist(), g["end_site_offsets"][()])),
+                "end_sites": dict(zip(joints.tolist(), g["end_site_offsets"][()], strict=True)),
                 "labels": {k: str(v) for k, v in g["labels"].attrs.items()},
                 "frame_labels": list(g["frame_labels"].keys()),
                 "local_translations": "local_translations" in g,

@@ -19,7 +19,7 @@ import numpy as np
 from ..atomic import atomic_path, check_output_path
 from ..errors import DatasetError, ParseError
 from . import format_for, open_dataset
-from .base import VELOCITY_FIELDS, Dataset
+from .base import MOTION_FIELDS, Dataset
 
 
 def read_frame_labels(path: str | os.PathLike, ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
@@ -89,8 +89,8 @@ def relabel(src: str | os.PathLike, out: str | os.PathLike, *, labels: Mapping[s
     """Write a copy of dataset ``src`` to ``out`` (format by suffix: this also converts) with labels added.
 
     labels: clip labels given to every clip whose name matches one of the ``clips`` patterns (fnmatch; all
-    clips by default). frame_labels: a frame labels file. Stored arrays, velocities included, are copied as
-    they are. Returns ``out``. The write is atomic; ``out`` may equal ``src``.
+    clips by default). frame_labels: a frame labels file. Stored motion arrays, velocities included, are
+    copied bit for bit. Returns ``out``. The write is atomic; ``out`` may equal ``src``.
     """
     check_output_path(out)
     fmt = format_for(out, format)
@@ -116,8 +116,8 @@ def relabel(src: str | os.PathLike, out: str | os.PathLike, *, labels: Mapping[s
                         clip = clip.with_labels(dict(labels))
                     if clip.name in added:
                         clip = clip.with_labels(frame_labels=added[clip.name])
-                    stored = ds.arrays(clip.name, fields=VELOCITY_FIELDS) if ds.has_velocities else None
-                    writer.add(clip, stored)
+                    # The stored float32 arrays are copied as they are (no float64 round trip).
+                    writer.add(clip, ds.arrays(clip.name, fields=list(MOTION_FIELDS)))
     return Path(out)
 
 

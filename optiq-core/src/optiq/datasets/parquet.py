@@ -125,7 +125,7 @@ class ParquetDataset(Dataset):
         table = table.slice(a - int(self._rg_starts[g0]), b - a)
         j = self.skeleton.num_joints
         out = {}
-        for f, col in zip(fields, columns):
+        for f, col in zip(fields, columns, strict=True):
             arr = table.column(col).combine_chunks()
             if f in MOTION_FIELDS:
                 out[f] = np.array(arr.flatten().to_numpy(), dtype=np.float32).reshape(b - a, *field_shape(f, j))
@@ -139,7 +139,7 @@ class ParquetDataset(Dataset):
         inside = self._rg_starts[(self._rg_starts > info.start) & (self._rg_starts < info.start + info.num_frames)]
         bounds = [0, *(inside - info.start).tolist(), info.num_frames]
         if max_frames:
-            bounds = sorted({x for a, b in zip(bounds[:-1], bounds[1:]) for x in range(a, b, max_frames)}
+            bounds = sorted({x for a, b in zip(bounds[:-1], bounds[1:], strict=False) for x in range(a, b, max_frames)}
                             | {info.num_frames})
         return [int(x) for x in bounds]
 

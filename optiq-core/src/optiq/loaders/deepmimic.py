@@ -115,6 +115,8 @@ def read_character(path: str | os.PathLike) -> tuple[list[str], list[str], np.nd
 
 
 def _frames(doc: object, path: Path, width: int) -> np.ndarray:
+    if isinstance(doc, dict) and "Skeleton" in doc:
+        raise ParseError("is a DeepMimic character file, not a motion (pass it as character=PATH)", path, "Skeleton")
     if not isinstance(doc, dict) or "Frames" not in doc:
         raise ParseError('expected a DeepMimic motion: a JSON object with "Frames"', path, "Frames")
     frames = doc["Frames"]
