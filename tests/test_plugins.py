@@ -234,6 +234,17 @@ def test_clashed_name_fails_clearly_and_module_attr_still_works(clash_site, data
     assert fixed.returncode == 0, fixed.stderr
 
 
+def test_two_distributions_claiming_one_plugin_name_are_both_refused(tmp_path, example_installed):
+    install_dist(tmp_path, "optiq-impostor", "9.9", {"example": "optiq_example_plugin.plugin"})
+    result = run_optiq("plugins", "list", "--json", sites=(tmp_path,))
+    plugins = {p["name"]: p for p in json.loads(result.stdout)["plugins"]}
+    assert "example" not in plugins
+    for dist in ("optiq-impostor", "optiq-example-plugin"):
+        rec = plugins[f"example ({dist})"]
+        assert (rec["status"], rec["capabilities"]) == ("error", {})
+        assert "plugin name 'example' is claimed by several distributions" in rec["error"]
+
+
 def test_command_clash_fails_clearly(optiq_plugins):
     def a(cli):
         cli.add_command(click.Command("same", callback=lambda: click.echo("a")))

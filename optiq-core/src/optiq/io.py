@@ -24,8 +24,7 @@ def loader_for(path: str | os.PathLike, loader: str | None = None) -> Capability
     if loader:
         return reg.get(loader)
     path = Path(path)
-    suffix = path.suffix.lower()
-    matches = reg.find(lambda c: suffix in c.meta.get("suffixes", ()))
+    suffix, matches = _match_suffix(path, lambda c: True)
     if not matches:
         extra = INSTALL_HINTS["loader"].get(suffix)
         hint = f'; install "optiq[{extra}]"' if extra else f"; known suffixes: {', '.join(_known_suffixes())}"
@@ -39,6 +38,18 @@ def loader_for(path: str | os.PathLike, loader: str | None = None) -> Capability
     names = ", ".join(c.name for c in (sniffed or matches))
     raise PluginError(f"several loaders read {suffix} files ({names}) and the content does not decide; "
                       f"choose one with --loader", path)
+
+
+def _match_suffix(path: Path, accept) -> tuple[str, list[Capability]]:
+    """The longest multi-part suffix of ``path`` (``.motion.csv`` before ``.csv``) that registered capabilities
+    claim, and those capabilities; ``(path.suffix, [])`` when none does."""
+    parts = [s.lower() for s in path.suffixes]
+    for k in range(len(parts), 0, -1):
+        suffix = "".join(parts[-k:])
+        found = _loaders().find(lambda c, s=suffix: s in c.meta.get("suffixes", ()) and accept(c))
+        if found:
+            return suffix, found
+    return path.suffix.lower(), []
 
 
 def _known_suffixes() -> list[str]:
@@ -88,8 +99,7 @@ def save_clip(clip: Clip, path: str | os.PathLike, writer: str | None = None, **
     if writer:
         cap = reg.get(writer)
     else:
-        suffix = path.suffix.lower()
-        caps = reg.find(lambda c: suffix in c.meta.get("suffixes", ()) and c.meta.get("write"))
+        suffix, caps = _match_suffix(path, lambda c: bool(c.meta.get("write")))
         if not caps:
             extra = INSTALL_HINTS["loader"].get(suffix)
             writable = sorted({s for c in reg if c.meta.get("write") for s in c.meta.get("suffixes", ())})

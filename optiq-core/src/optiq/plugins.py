@@ -107,13 +107,18 @@ class PluginManager:
     # --- discovery -------------------------------------------------------------------------------------------
     def _discover(self) -> None:
         disabled = {_normalize(x) for x in _env_list("OPTIQ_DISABLE_PLUGINS")}
-        for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: (e.name != "core", e.name)):
+        eps = sorted(metadata.entry_points(group=GROUP), key=lambda e: (e.name != "core", e.name))
+        claims: dict[str, list[str]] = {}
+        for ep in eps:
+            claims.setdefault(ep.name, []).append(ep.dist.name if ep.dist else "?")
+        for ep in eps:
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
-            if ep.name in self.records:
-                # Two distributions claim one plugin name: keep the first, show the second as an error.
+            if len(claims[ep.name]) > 1:
+                # Two distributions claim one plugin name: neither is loaded, whatever the sys.path order.
                 rec = PluginRecord(f"{ep.name} ({dist})", dist, version)
-                rec.fail(f"plugin name {ep.name!r} is already used by {self.records[ep.name].dist}")
+                rec.fail(f"plugin name {ep.name!r} is claimed by several distributions "
+                         f"({', '.join(claims[ep.name])}); uninstall all but one")
                 self.records[rec.name] = rec
                 continue
             rec = PluginRecord(ep.name, dist, version)

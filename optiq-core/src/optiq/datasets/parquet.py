@@ -86,6 +86,12 @@ class ParquetWriter(DatasetWriter):
         self._writer.close()
 
 
+def _values(arr: pa.Array, dtype: np.dtype) -> np.ndarray:
+    """A writable numpy copy of a primitive arrow array without nulls. (``Array.to_numpy`` imports pandas,
+    100 MB of memory, on first use.)"""
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * np.dtype(dtype).itemsize).copy()
+
+
 class ParquetDataset(Dataset):
     """A Parquet dataset opened for reading (row groups are read on demand)."""
 
@@ -128,11 +134,11 @@ class ParquetDataset(Dataset):
         for f, col in zip(fields, columns, strict=True):
             arr = table.column(col).combine_chunks()
             if f in MOTION_FIELDS:
-                out[f] = np.array(arr.flatten().to_numpy(), dtype=np.float32).reshape(b - a, *field_shape(f, j))
-            elif self.frame_label_types.get(f) == "string":
-                out[f] = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=str)
+                out[f] = _values(arr.flatten(), np.float32).reshape(b - a, *field_shape(f, j))
             else:
-                out[f] = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=self.frame_label_types[f])
+                dtype = self.frame_label_types[f]
+                out[f] = (np.asarray(arr.to_pylist(), dtype=str if dtype == "string" else dtype)
+                          if dtype in ("string", "bool") else _values(arr, np.dtype(dtype)))
         return out
 
     def _chunk_bounds(self, info: ClipInfo, max_frames: int | None) -> list[int]:
