@@ -21,9 +21,9 @@ mkdir -p "$OUT"
 CMU=("$DATA"/bvh/cmu_01_14_bvhtodeepmimic.bvh "$DATA"/bvh/cmu_02_01_bvhtodeepmimic.bvh "$DATA"/bvh/cmu_12_01_walk_pybvh.bvh)
 set -x
 optiq data convert --in "${CMU[@]}" --out "$OUT/cmu.parquet" --drop-tpose --unit cmu --compute-velocities \
-  --label source=cmu --label subject_group=cgspeed
+  --label dataset=cmu --label dialect=cgspeed
 optiq data convert --in "${CMU[@]}" --out "$OUT/cmu.h5" --drop-tpose --unit cmu --compute-velocities \
-  --label source=cmu --label subject_group=cgspeed
+  --label dataset=cmu --label dialect=cgspeed
 optiq data label --in "$OUT/cmu.parquet" --out "$OUT/cmu_labeled.parquet" --label movement=walk --clips '*walk*'
 for f in "$DATA"/bvh/*.bvh; do
   case "$f" in *cmu_01_14*|*cmu_02_01*|*cmu_12_01*) continue ;; esac

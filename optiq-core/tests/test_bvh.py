@@ -471,3 +471,38 @@ def test_writer_replaces_a_file_only_when_done(tmp_path, clips):
         write_bvh(clips["bvhio_example.bvh"], target, unit="furlong")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bvh"]
+
+
+def test_joints_with_one_or_no_rotation_channel(tmp_path, bvh_dir):
+    """A joint with only Xrotation, and one with no channels, equal the full file with the missing angles at 0."""
+    f = facts(bvh_dir / "pybvh_test2_YXZ.bvh")
+    lines = list(f["lines"])
+    head, data_at = lines[: f["motion_line"] - 1], f["first_data_line"] - 1
+    data = [ln.split() for ln in lines[data_at:] if ln.split()]
+    one, none = 2, 5  # joint indices; every joint but the root has 3 channels "Yrotation Xrotation Zrotation"
+    start = {j: 6 + 3 * (j - 1) for j in (one, none)}
+    zeroed = [list(row) for row in data]
+    for row in zeroed:
+        row[start[one]] = row[start[one] + 2] = "0"
+        row[start[none]: start[none] + 3] = ["0", "0", "0"]
+    drop = {start[one], start[one] + 2, *range(start[none], start[none] + 3)}
+    reduced = [[v for c, v in enumerate(row) if c not in drop] for row in data]
+    new_head, j = [], -1
+    for ln in head:
+        if ln.split()[:1] == ["CHANNELS"]:
+            j += 1
+            if j == one:
+                ln = ln.split("CHANNELS")[0] + "CHANNELS 1 Xrotation"
+            elif j == none:
+                ln = ln.split("CHANNELS")[0] + "CHANNELS 0"
+        new_head.append(ln)
+    header = lines[f["motion_line"] - 1: data_at]
+    (tmp_path / "full.bvh").write_text("\n".join(head + header + [" ".join(r) for r in zeroed]) + "\n")
+    (tmp_path / "few.bvh").write_text("\n".join(new_head + header + [" ".join(r) for r in reduced]) + "\n")
+    full = load_bvh(tmp_path / "full.bvh")[0]
+    few = load_bvh(tmp_path / "few.bvh")[0]
+    orders = few.labels["rotation_orders"].split(",")
+    assert orders[one] == "X" and orders[none] == "-"
+    np.testing.assert_allclose(few.world_positions(), full.world_positions(), rtol=0, atol=1e-12)
+    write_bvh(few, tmp_path / "back.bvh")
+    assert_same_motion(few, load_bvh(tmp_path / "back.bvh")[0])

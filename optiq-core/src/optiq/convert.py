@@ -55,7 +55,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], loader: str | None = None
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
+            found = sorted(f for f in p.iterdir() if f.is_file() and _is_motion_file(f, suffixes, loader))
             if not found:
                 raise OptiqError(f"no motion files in folder (looked for {', '.join(sorted(suffixes))})", p)
         elif p.exists():
@@ -66,6 +66,24 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], loader: str | None = None
                 raise OptiqError("no such file or folder, and no file matches it as a pattern", str(item))
         out.update(dict.fromkeys(found))
     return list(out)
+
+
+def _is_motion_file(path: Path, suffixes: set[str], loader: str | None) -> bool:
+    """Whether a file found in a folder is motion: a loader claims its suffix and, when every such loader can
+    sniff content, one of them recognises it (so a DeepMimic character file or a trajectory's ``.spec.json``
+    beside the motions is passed over rather than failing the folder)."""
+    from .io import _head, _match_suffix
+    from .registry import resolve_target
+
+    if loader:
+        return any("".join(path.suffixes[-k:]).lower() in suffixes for k in range(1, len(path.suffixes) + 1))
+    _, caps = _match_suffix(path, lambda c: True)
+    if not caps:
+        return False
+    if any(not c.meta.get("sniff") for c in caps):
+        return True
+    head = _head(path)
+    return any(resolve_target(c.meta["sniff"])(path, head) for c in caps)
 
 
 def _readable_suffixes(loader: str | None) -> set[str]:

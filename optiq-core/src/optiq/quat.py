@@ -113,19 +113,19 @@ def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2.0 * np.arccos(np.clip(d, 0.0, 1.0))
 
 
-def from_euler(angles: np.ndarray, order: str) -> np.ndarray:
+def from_euler(angles: np.ndarray, order: str, degrees: bool = False) -> np.ndarray:
     """Quaternions from Euler angles.
 
-    angles: ``[..., 3]`` radians, ``angles[..., i]`` is the rotation about axis ``order[i]``.
-    order: three letters of XYZ, intrinsic (each axis in the frame rotated by the previous ones), as BVH and
-    Acclaim files list channels: ``"ZYX"`` gives ``Rz @ Ry @ Rx``.
+    angles: ``[..., 3]`` radians (degrees with ``degrees=True``), ``angles[..., i]`` is the rotation about axis
+    ``order[i]``. order: three letters of XYZ, intrinsic (each axis in the frame rotated by the previous ones), as
+    BVH and Acclaim files list channels: ``"ZYX"`` gives ``Rz @ Ry @ Rx``.
     """
     order = order.upper()
     if len(order) != 3 or any(c not in _AXIS_INDEX for c in order):
         raise ValueError(f"unknown Euler order {order!r}; expected three letters of XYZ")
     angles = np.asarray(angles, dtype=np.float64)
     i, j, k = (_AXIS_INDEX[c] for c in order)
-    half = 0.5 * angles
+    half = angles * (np.pi / 360.0 if degrees else 0.5)
     c = np.cos(half)
     s = np.sin(half)
     if len({i, j, k}) < 3:

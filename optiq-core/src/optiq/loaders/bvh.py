@@ -245,29 +245,29 @@ def _fast_floats(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     if np.count_nonzero(is_digit) + np.count_nonzero(ws) + np.count_nonzero(is_dot) + n_minus != a.size:
         return None
     starts = np.flatnonzero(ws[:-1] > ws[1:]) + 1
-    ends = np.flatnonzero(ws[:-1] < ws[1:]) + 1
+    ends = np.flatnonzero(ws[:-1] < ws[1:]) + 1  # one past each number
     if starts.size == 0:
         return np.empty(0), starts
-    digits_before = np.zeros(a.size + 1, dtype=np.int32)
-    np.cumsum(is_digit, out=digits_before[1:])
-    dots_before = np.zeros(a.size + 1, dtype=np.int32)
-    np.cumsum(is_dot, out=dots_before[1:])
-    first, last = digits_before[starts], digits_before[ends]
+    # Running counts (uint8 views: numpy's cumsum of bool arrays is several times slower).
+    digits_upto = np.cumsum(is_digit.view(np.uint8), dtype=np.int32)
+    dots_upto = np.cumsum(is_dot.view(np.uint8), dtype=np.int32)
+    first, last = digits_upto[starts - 1], digits_upto[ends - 1]
     n_digits = last - first
-    n_dots = dots_before[ends] - dots_before[starts]
+    dots_first = dots_upto[starts - 1]
+    n_dots = dots_upto[ends - 1] - dots_first
     negative = a[starts] == ord("-")
     if n_digits.min() < 1 or n_digits.max() > 15 or n_dots.max() > 1 or n_minus != np.count_nonzero(negative):
         return None
-    digits = a[is_digit] - np.uint8(ord("0"))
+    digits = a.take(np.flatnonzero(is_digit))
+    digits -= np.uint8(ord("0"))
     place = np.repeat(last, n_digits)  # then minus the digit's own rank: digits after it in its number
     place -= np.arange(1, digits.size + 1, dtype=np.int32)
     mantissa = np.add.reduceat(_POW10[place] * digits, first)
-    decimals = np.zeros(starts.size, dtype=np.int32)
     has_dot = n_dots == 1
-    dot_at = np.flatnonzero(is_dot)[dots_before[starts[has_dot]]]
-    decimals[has_dot] = last[has_dot] - digits_before[dot_at]
+    decimals = np.zeros(starts.size, dtype=np.int32)
+    decimals[has_dot] = ends[has_dot] - np.flatnonzero(is_dot)[dots_first[has_dot]] - 1
     values = mantissa / _POW10F[decimals]
-    np.negative(values, out=values, where=negative)
+    values[negative] *= -1.0
     return values, starts - 1
 
 
@@ -331,7 +331,6 @@ def _to_clip(joints: list[_Joint], values: np.ndarray, frame_time: float, path: 
     n_frames = values.shape[0]
     n_j = len(joints)
     rotations = np.empty((n_frames, n_j, 4))
-    rotations[:] = (1.0, 0.0, 0.0, 0.0)
     offsets = np.stack([j.offset for j in joints])
     local = None
     has_pos = [any(c.endswith("position") for c in j.channels) for j in joints]
@@ -360,14 +359,19 @@ def _to_clip(joints: list[_Joint], values: np.ndarray, frame_time: float, path: 
             groups[order][0].append(ji)
             groups[order][1].append(rot_cols)
     for order, (idx, cols) in groups.items():
-        angles = np.radians(values[:, np.asarray(cols)])  # [T, Jk, len(order)]
+        angles = values[:, np.asarray(cols)]  # [T, Jk, len(order)] degrees
         if len(order) == 3:
-            rotations[:, idx] = quat.from_euler(angles, order)
+            q = quat.from_euler(angles, order, degrees=True)
         else:
             q = quat.identity(angles.shape[:-1])
             for k, axis in enumerate(order):
-                q = quat.qmul(q, quat.from_euler(_one_axis(angles[..., k], axis), "XYZ"))
+                q = quat.qmul(q, quat.from_euler(_one_axis(angles[..., k], axis), "XYZ", degrees=True))
+        if len(idx) == n_j:  # one order for every joint (most files): no scatter needed
+            rotations = q
+        else:
             rotations[:, idx] = q
+    unrotated = [ji for ji, j in enumerate(joints) if not any(c.endswith("rotation") for c in j.channels)]
+    rotations[:, unrotated] = (1.0, 0.0, 0.0, 0.0)
     end_sites = {i: j.end_site for i, j in enumerate(joints) if j.end_site is not None}
     skeleton = Skeleton(tuple(j.name for j in joints), np.array([j.parent for j in joints]), offsets, end_sites)
     return Clip(skeleton, _snap_fps(frame_time), root_translation, rotations, local, name=path.stem,
