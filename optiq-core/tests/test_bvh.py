@@ -506,3 +506,14 @@ def test_joints_with_one_or_no_rotation_channel(tmp_path, bvh_dir):
     np.testing.assert_allclose(few.world_positions(), full.world_positions(), rtol=0, atol=1e-12)
     write_bvh(few, tmp_path / "back.bvh")
     assert_same_motion(few, load_bvh(tmp_path / "back.bvh")[0])
+
+
+def test_byte_order_mark_and_classic_mac_line_ends(tmp_path, bvh_dir, clips):
+    from optiq.loaders.bvh import sniff_bvh
+
+    text = (bvh_dir / "bvhio_example.bvh").read_text()
+    path = tmp_path / "bom.bvh"
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r").encode())
+    assert sniff_bvh(path, path.read_bytes()[:64])
+    clip = load_bvh(path)[0]
+    np.testing.assert_array_equal(clip.rotations, clips["bvhio_example.bvh"].rotations)

@@ -36,7 +36,7 @@ class _Joint:
 
 
 def sniff_bvh(path: Path, head: bytes) -> bool:
-    return head.lstrip().upper().startswith(b"HIERARCHY")
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().upper().startswith(b"HIERARCHY")
 
 
 def _parse_hierarchy(lines: list[str], path: Path, has_motion: bool) -> list[_Joint]:
@@ -181,7 +181,7 @@ def load_bvh(path: str | os.PathLike, *, unit: str | float = "auto", up: str = "
         data = data.replace(b"\r", b"\n")  # classic Mac line ends
     # The hierarchy and the MOTION header are small: parse them line by line; the frames in one vectorised pass.
     motion = _MOTION_LINE.search(data)
-    head = data[: motion.start() if motion else len(data)].decode("utf-8", errors="replace")
+    head = data[: motion.start() if motion else len(data)].decode("utf-8-sig", errors="replace")
     joints = _parse_hierarchy(head.split("\n"), path, motion is not None)
     lineno = head.count("\n") + 1  # the MOTION line
     pos = data.find(b"\n", motion.start())
