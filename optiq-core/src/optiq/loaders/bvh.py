@@ -399,6 +399,17 @@ def _convert_units(clip: Clip, joints: list[_Joint], unit: str | float, up: str)
     out = clip.transformed(m, scale)
     out.labels["length_unit"] = unit_name
     out.labels["up"] = up.lower()
-    out.labels["rotation_orders"] = ",".join(
-        "".join(c[0].upper() for c in j.channels if c.endswith("rotation")) or "-" for j in joints)
+    orders = ["".join(c[0].upper() for c in j.channels if c.endswith("rotation")) or "-" for j in joints]
+    # One order for every joint (the usual case) is stored once, to keep the label readable.
+    out.labels["rotation_orders"] = orders[0] if len(set(orders)) == 1 else ",".join(orders)
     return out
+
+
+def rotation_orders(clip: Clip) -> list[str] | None:
+    """Per-joint rotation orders recorded by the BVH reader in the ``rotation_orders`` label (``"ZYX"`` for
+    every joint, or one comma-separated entry per joint; ``"-"`` for a joint without rotation channels), or None
+    when the clip carries no such label or it does not fit the skeleton."""
+    saved = clip.labels.get("rotation_orders", "").split(",")
+    if len(saved) == 1 and saved[0]:
+        saved = saved * clip.num_joints
+    return saved if len(saved) == clip.num_joints else None

@@ -12,13 +12,14 @@ from ..atomic import atomic_text
 from ..axes import LENGTH_UNITS, axis_matrix
 from ..clip import Clip
 from ..errors import OptiqError
+from .bvh import rotation_orders
 
 
 def _orders(clip: Clip, order: str | None) -> list[str]:
     if order:
         return [order.upper()] * clip.num_joints
-    saved = clip.labels.get("rotation_orders", "").split(",")
-    if len(saved) == clip.num_joints and all(len(o) == 3 for o in saved):
+    saved = rotation_orders(clip)
+    if saved is not None and all(len(o) == 3 for o in saved):
         return saved
     return ["ZYX"] * clip.num_joints
 
