@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in module.run(quick=args.quick):
             row.setdefault("bench", name)
             rows.append(row)
-            ratio = f"  ratio {row['ratio']:.2f} vs {row.get('vs', '?')}" if row.get("ratio") is not None else ""
+            ratio = f"  ratio {row['ratio']:.2f}" if row.get("ratio") is not None else ""
+            ratio += f" vs {row['vs']}" if row.get("vs") else ""
             print(f"  {row['name']:<48} {row['value']:>12.4g} {row.get('unit', ''):<8}{ratio}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -62,15 +62,20 @@ def length_scale(unit: str | float, extent: float | None = None) -> tuple[float,
         ) from None
 
 
-_UPPER_BODY = ("head", "neck", "spine", "chest", "back", "thorax", "clavicle", "shoulder")
+_UPPER_BODY = ("head", "neck", "spine", "chest", "torso", "back", "thorax", "clavicle", "shoulder")
 
 
-def guess_up_axis(skeleton) -> str:
-    """``"y"`` or ``"z"``: the axis along which the rest pose's upper-body joints (head, neck, spine, chest...)
-    lie above the root; ``"y"`` when the names give no hint."""
-    rest = skeleton.rest_positions()
+def guess_up_axis(skeleton, positions: np.ndarray | None = None, default: str = "y") -> str:
+    """``"y"`` or ``"z"``: the axis along which upper-body joints (head, neck, spine, chest...) lie above the root.
+
+    positions: world positions ``[T, J, 3]`` or ``[J, 3]`` to judge from; by default the rest pose. Posed
+    positions decide for files whose rest skeleton is turned upright only by a root rotation (poselib's CMU
+    T-pose). default: the answer when no joint name hints at the upper body.
+    """
+    pos = skeleton.rest_positions() if positions is None else np.asarray(positions, dtype=np.float64)
+    pos = pos.reshape(-1, skeleton.num_joints, 3)
     idx = [i for i, n in enumerate(skeleton.names) if any(k in n.lower() for k in _UPPER_BODY)]
     if not idx:
-        return "y"
-    v = (rest[idx] - rest[0]).mean(axis=0)
+        return default
+    v = (pos[:, idx] - pos[:, :1]).mean(axis=(0, 1))
     return "z" if abs(v[2]) > abs(v[1]) else "y"

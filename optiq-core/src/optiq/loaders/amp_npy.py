@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import quat
-from ..axes import axis_matrix, length_scale
+from ..axes import axis_matrix, guess_up_axis, length_scale
 from ..clip import Clip
 from ..errors import ParseError
 from ..skeleton import Skeleton
@@ -35,9 +35,6 @@ _ALLOWED = {
     ("numpy", "dtype"),
     ("collections", "OrderedDict"),
 }
-
-_UPPER_BODY = ("head", "neck", "spine", "chest", "torso", "back", "thorax")
-
 
 class _Refused(pickle.UnpicklingError):
     """A pickle asked for a global outside _ALLOWED."""
@@ -123,19 +120,6 @@ def _array(d: dict, key: str, path: Path, where: str = "") -> np.ndarray:
         raise ParseError("expected a numeric array", path, where + key) from None
 
 
-def _guess_up(positions: np.ndarray, names: tuple[str, ...]) -> str:
-    """``"y"`` or ``"z"``: the axis along which upper-body joints lie above the root, averaged over frames.
-
-    Poselib motions are posed in a Z-up world while their rest skeletons may be Y up (the CMU T-pose turns its
-    Y-up rest by a root rotation), so the guess uses the posed world positions, not the rest pose.
-    """
-    idx = [i for i, n in enumerate(names) if any(k in n.lower() for k in _UPPER_BODY)]
-    if not idx:
-        return "z"
-    v = (positions[:, idx] - positions[:, :1]).mean(axis=(0, 1))
-    return "z" if abs(v[2]) >= abs(v[1]) else "y"
-
-
 def load_amp_npy(path: str | os.PathLike, *, unit: str | float = "auto", up: str = "auto", fps: float = 30.0,
                  **_ignored) -> list[Clip]:
     """Read an AMP poselib ``.npy`` into one Clip (metres, Z up, wxyz).
@@ -200,7 +184,7 @@ def load_amp_npy(path: str | os.PathLike, *, unit: str | float = "auto", up: str
     clip = Clip(Skeleton(names, parents, offsets), rate, root, rot, name=path.stem,
                 labels={"source": path.name, "poselib_type": kind})
     if up == "auto":
-        up = _guess_up(clip.world_positions(), names)
+        up = guess_up_axis(clip.skeleton, clip.world_positions(), default="z")
     rest = clip.skeleton.rest_positions()
     extent = float((rest.max(axis=0) - rest.min(axis=0)).max())
     try:

@@ -27,6 +27,7 @@ from ..axes import LENGTH_UNITS, axis_matrix, guess_up_axis, length_scale
 from ..clip import Clip
 from ..errors import ParseError
 from ..skeleton import Skeleton
+from .common import read_text
 
 _ROT = ("rx", "ry", "rz")
 _TRANS = ("tx", "ty", "tz")
@@ -139,12 +140,7 @@ def _dof_list(tok: list[str], allowed: set[str], path: Path, lineno: int) -> lis
 def load_asf(path: str | os.PathLike) -> Asf:
     """Parse an Acclaim skeleton file (units, root, bone data, hierarchy). Raises ParseError naming the line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ParseError(f"cannot read skeleton file: {exc.strerror}", path) from None
-    if not text.strip():
-        raise ParseError("skeleton file is empty", path)
+    text = read_text(path, "skeleton file")
     state = {"name": path.stem, "length": 1.0, "angle": np.pi / 180.0, "order": ["tx", "ty", "tz", "rx", "ry", "rz"],
              "axis": "XYZ", "position": np.zeros(3), "orientation": np.zeros(3)}
     bones: list[AsfBone] = []
@@ -439,12 +435,7 @@ def load_amc(path: str | os.PathLike, *, asf: str | os.PathLike | None = None, u
     Returns ``[clip]`` with rotations ``[T, J, 4]`` wxyz and root translation ``[T, 3]`` metres.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror}", path) from None
-    if not text.strip():
-        raise ParseError("file is empty", path)
+    text = read_text(path)
     if asf is None:
         asf_path = find_asf(path)
     else:

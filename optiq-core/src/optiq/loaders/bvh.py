@@ -21,6 +21,7 @@ from ..axes import axis_matrix, guess_up_axis, length_scale
 from ..clip import Clip
 from ..errors import ParseError
 from ..skeleton import Skeleton
+from .common import snap_fps
 
 _CHANNELS = {"xposition", "yposition", "zposition", "xrotation", "yrotation", "zrotation"}
 
@@ -138,18 +139,6 @@ def _header_value(line: str, key: str, path: Path, lineno: int) -> str:
     if not sep or head.strip().lower() != key.lower():
         raise ParseError(f"expected '{key}: <value>', got {line.strip()[:40]!r}", path, f"line {lineno}")
     return value.strip()
-
-
-def _snap_fps(frame_time: float) -> float:
-    """Frames per second from a printed frame time, snapped to the integer or NTSC (N*1000/1001) rate it was
-    rounded from (``.0083333`` -> 120, ``0.008342`` -> 119.88)."""
-    fps = 1.0 / frame_time
-    if abs(fps - round(fps)) < 0.01 * max(1.0, fps / 100):
-        return float(round(fps))
-    ntsc = round(fps * 1.001) / 1.001
-    if abs(fps - ntsc) / fps < 1e-4:
-        return ntsc
-    return fps
 
 
 def _detect_tpose(rot: np.ndarray) -> bool:
@@ -374,7 +363,7 @@ def _to_clip(joints: list[_Joint], values: np.ndarray, frame_time: float, path: 
     rotations[:, unrotated] = (1.0, 0.0, 0.0, 0.0)
     end_sites = {i: j.end_site for i, j in enumerate(joints) if j.end_site is not None}
     skeleton = Skeleton(tuple(j.name for j in joints), np.array([j.parent for j in joints]), offsets, end_sites)
-    return Clip(skeleton, _snap_fps(frame_time), root_translation, rotations, local, name=path.stem,
+    return Clip(skeleton, snap_fps(1.0 / frame_time), root_translation, rotations, local, name=path.stem,
                 labels={"source": path.name})
 
 

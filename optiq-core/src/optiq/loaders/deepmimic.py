@@ -23,6 +23,7 @@ from ..axes import Y_UP_TO_Z_UP
 from ..clip import Clip
 from ..errors import ParseError
 from ..skeleton import Skeleton
+from .common import read_text, snap_fps
 
 # Numbers per joint in a frame, by DeepMimic joint type ("none" is the root's type in humanoid3d).
 _DOFS = {"spherical": 4, "revolute": 1, "fixed": 0}
@@ -37,12 +38,7 @@ def sniff_deepmimic(path: Path, head: bytes) -> bool:
 
 
 def _read_json(path: Path, what: str) -> object:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ParseError(f"cannot read {what}: {exc.strerror}", path) from None
-    if not text.strip():
-        raise ParseError(f"{what} is empty", path)
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -157,9 +153,8 @@ def _fps(dt: np.ndarray, path: Path, fps: float | None) -> float:
         i = int(np.argmax(uneven))
         raise ParseError(f"dt {steps[i]} differs from the first frame's {steps[0]}; optiq clips need a constant "
                          "frame rate", path, f"frame {i}")
-    rate = 1.0 / float(np.mean(steps))
-    # Files print dt to six decimals (0.033332): snap to the integer rate when within 1e-3 of it (relative).
-    return float(round(rate)) if abs(rate / round(rate) - 1.0) < 1e-3 else rate
+    # Files print dt to six decimals (0.033332).
+    return snap_fps(1.0 / float(np.mean(steps)))
 
 
 def load_deepmimic(path: str | os.PathLike, *, character: str | os.PathLike | None = None,

@@ -21,6 +21,7 @@ from ..clip import Clip
 from ..errors import OptiqError, ParseError
 from ..skeleton import Skeleton
 from .amp_npy import npy_header
+from .common import read_text, snap_fps
 
 SPEC_FORMAT = "optiq-npy-trajectory-spec"
 _AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
@@ -63,10 +64,7 @@ def _need(d: dict, key: str, path: Path, where: str):
 def read_spec(path: str | os.PathLike) -> TrajectorySpec:
     """Parse a trajectory spec file (docs/npy-trajectories.md); ParseError names the key that is wrong."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ParseError(f"cannot read spec file: {exc.strerror}", path) from None
+    text = read_text(path, "spec file", allow_empty=True)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -150,8 +148,7 @@ def _fps(time: np.ndarray, path: Path, first_row: int) -> float:
         i = int(np.argmax(uneven))
         raise ParseError(f"time step {steps[i]:g} differs from the clip's {np.median(steps):g}; optiq clips need "
                          "a constant frame rate", path, f"row {first_row + i + 1}")
-    rate = 1.0 / float(np.mean(steps))
-    return float(round(rate)) if abs(rate / round(rate) - 1.0) < 1e-3 else rate
+    return snap_fps(1.0 / float(np.mean(steps)))
 
 
 def load_npy_traj(path: str | os.PathLike, *, spec: str | os.PathLike | None = None, transition: str = "start",
