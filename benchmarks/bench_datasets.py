@@ -103,8 +103,8 @@ def run(quick: bool = False) -> list[dict]:
     rows: list[dict] = []
 
     def add(subject: str, metric: str, value: float, unit: str) -> None:
-        rows.append({"bench": "datasets", "subject": subject, "metric": metric, "value": round(value, 4),
-                     "unit": unit, "frames": n, "joints": J})
+        rows.append({"bench": "datasets", "name": f"{subject}: {metric}", "subject": subject, "metric": metric,
+                     "value": round(value, 4), "unit": unit, "frames": n, "joints": J})
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -152,7 +152,25 @@ def run(quick: bool = False) -> list[dict]:
 
         add("pyarrow defaults", "window64 median (arrow table)", _median_ms(default_window, picks[:20]), "ms")
         add("pyarrow defaults", "row groups", pf.metadata.num_row_groups, "")
+    _add_ratios(rows)
     return rows
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    """Set ``ratio``/``vs`` on optiq's rows: size against np.save, windows against np.load's memory map and
+    pyarrow's default single-row-group file, write time against np.save."""
+    by = {(r["subject"], r["metric"]): r["value"] for r in rows}
+    peers = {
+        "size": ("np.save", "size"),
+        "write": ("np.save", "write"),
+        "window64 median (float32 arrays)": ("np.load mmap", "window64 median (float32 arrays)"),
+        "window64 median (Clip)": ("pyarrow defaults", "window64 median (arrow table)"),
+    }
+    for r in rows:
+        peer = peers.get(r["metric"])
+        if r["subject"].startswith("optiq") and peer and by.get(peer):
+            r["ratio"] = round(r["value"] / by[peer], 4)
+            r["vs"] = f"{peer[0]} {peer[1]}"
 
 
 def main(argv: list[str] | None = None) -> None:
