@@ -6,13 +6,14 @@ STAMP := $(VENV)/.optiq-installed
 OPTIQ_TEST_DATA ?= $(abspath ../shared/data)
 export OPTIQ_TEST_DATA
 
-PACKAGES := -e ./optiq-core[test] -e . -e ./tests/plugins/optiq-example-plugin
+PACKAGES := -e ./optiq-core[test] -e ./optiq-fbx[test] -e ./optiq-viz[test,png] -e . -e ./tests/plugins/optiq-example-plugin
 
 .PHONY: setup demo test bench lint clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml optiq-core/pyproject.toml constraints.txt tests/plugins/optiq-example-plugin/pyproject.toml
+$(STAMP): pyproject.toml optiq-core/pyproject.toml optiq-fbx/pyproject.toml optiq-viz/pyproject.toml constraints.txt \
+		tests/plugins/optiq-example-plugin/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES)
 	touch $(STAMP)
