@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml optiq-core/pyproject.toml optiq-fbx/pyproject.toml opti
 		tests/plugins/optiq-example-plugin/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES)
+	@# The HTML tests open pages in a real headless browser: Debian's chromium, installed when missing.
+	command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "setup: chromium not installed (needs root and apt-get); browser tests will skip"
 	touch $(STAMP)
 
 demo: $(STAMP)

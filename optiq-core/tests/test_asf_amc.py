@@ -258,3 +258,13 @@ def test_registered_for_amc_suffix(files):
     from optiq.io import loader_for
 
     assert loader_for(files[1]).name == "asf_amc"
+
+
+def test_bvh_export_reloads_to_the_same_motion(clip, tmp_path):
+    # The label names the unit as the BVH writer reads it (CMU's `length 0.45` is optiq's "cmu" unit).
+    assert clip.labels["length_unit"] == "cmu"
+    # Through the "module:attr" of the writer function, as a registered name would be used.
+    out = optiq.save_clip(clip, tmp_path / "walk.bvh", writer="optiq.loaders.bvh_write:write_bvh")
+    back = optiq.load_clip(out, unit="cmu")
+    assert back.skeleton.names == clip.skeleton.names and back.num_frames == clip.num_frames
+    np.testing.assert_allclose(back.world_positions(), clip.world_positions(), rtol=0, atol=1e-5)

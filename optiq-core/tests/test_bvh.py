@@ -202,6 +202,28 @@ def test_round_trip_bvh_clip_bvh_clip(tmp_path, clips, name):
     assert_same_motion(clip, load_bvh(tmp_path / "again.bvh")[0])
 
 
+def test_round_trip_with_a_numeric_unit(tmp_path, bvh_dir):
+    # A unit given in metres per unit is recorded as "<number> m"; the writer must read that label back.
+    scale = 0.0254 / 0.45
+    clip = load_bvh(bvh_dir / SOURCE, unit=scale)[0]
+    ref = load_bvh(bvh_dir / SOURCE, unit="cmu")[0]
+    assert float(clip.labels["length_unit"].removesuffix(" m")) == pytest.approx(scale, rel=1e-12)
+    write_bvh(clip, tmp_path / "numeric.bvh")
+    # Same unit in the file as in the source: the OFFSET lines are the source's numbers.
+    lines = [ln.split() for ln in (tmp_path / "numeric.bvh").read_text().splitlines()]
+    at = lines.index(["JOINT", "LeftUpLeg"])
+    assert [float(x) for x in lines[at + 2][1:]] == [1.65674, -1.80282, 0.62477]  # the source's OFFSET
+    assert_same_motion(ref, load_bvh(tmp_path / "numeric.bvh", unit="cmu")[0])
+
+
+def test_bad_unit_or_up_option_names_the_file(bvh_dir):
+    for options, fragment in (({"unit": "furlong"}, "unknown length unit 'furlong'"),
+                              ({"up": "x"}, "unknown up axis 'x'")):
+        with pytest.raises(ParseError) as info:
+            load_bvh(bvh_dir / SOURCE, **options)
+        assert str(info.value).startswith(f"{bvh_dir / SOURCE}: {fragment}"), str(info.value)
+
+
 @pytest.mark.parametrize("order", ORDERS)
 def test_round_trip_in_every_rotation_order(tmp_path, clips, order):
     clip = clips["pybvh_test2_YXZ.bvh"]

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from optiq import quat
 from optiq.cli.main import build_cli
 from optiq.datasets import open_dataset
+from optiq.plugins import PluginManager, set_manager
 
 CMU = ["cmu_01_14_bvhtodeepmimic", "cmu_02_01_bvhtodeepmimic", "cmu_12_01_walk_pybvh"]
 
@@ -154,7 +155,12 @@ def test_export_round_trip_to_bvh(converted, tmp_path):
 
 
 def test_export_errors(converted, tmp_path):
-    r = run("data", "export", converted[1], "--clip", CMU[1], "--out", tmp_path / "x.fbx")
+    # Core's plugin only: the hint a user without optiq-fbx sees, whether or not this venv has optiq-fbx.
+    previous = set_manager(PluginManager(discover=False))
+    try:
+        r = run("data", "export", converted[1], "--clip", CMU[1], "--out", tmp_path / "x.fbx")
+    finally:
+        set_manager(previous)
     assert r.exit_code == 2 and 'install "optiq[fbx]"' in r.stderr
     r = run("data", "export", converted[1], "--clip", "nope", "--out", tmp_path / "x.bvh")
     assert r.exit_code == 2 and "no clip 'nope'; clips: cmu_01_14_bvhtodeepmimic" in r.stderr

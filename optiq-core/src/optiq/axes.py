@@ -39,12 +39,12 @@ def axis_matrix(up: str) -> np.ndarray:
 def length_scale(unit: str | float, extent: float | None = None) -> tuple[float, str]:
     """Metres per file unit, and the unit's name.
 
-    unit: a name of LENGTH_UNITS, a number of metres per unit, or ``"auto"``: the unit among m, cm, mm, inch and
+    unit: a name of LENGTH_UNITS, a number of metres per unit (or its name, ``"0.0254 m"``), or ``"auto"``: the unit among m, cm, mm, inch and
     cmu that makes ``extent`` (the rest skeleton's height in file units) closest to a 1.7 m person (log scale).
     """
     if isinstance(unit, (int, float)):
-        return float(unit), f"{float(unit):g} m"
-    name = unit.lower()
+        return float(unit), f"{float(unit):.12g} m"
+    name = unit.lower().strip()
     if name == "auto":
         if not extent or extent <= 0:
             return 1.0, "m"
@@ -55,7 +55,9 @@ def length_scale(unit: str | float, extent: float | None = None) -> tuple[float,
     if name in LENGTH_UNITS:
         return LENGTH_UNITS[name], name
     try:
-        return float(name), f"{float(name):g} m"
+        # "0.0564444444444 m" is the name this function gives a number, so a recorded unit label reads back.
+        value = float(name[:-2] if name.endswith(" m") else name)
+        return value, f"{value:.12g} m"
     except ValueError:
         raise ValueError(
             f"unknown length unit {unit!r}; expected one of {', '.join(LENGTH_UNITS)}, 'auto' or metres per unit"

@@ -92,10 +92,15 @@ def load_clip(path: str | os.PathLike, loader: str | None = None, **options: Any
 def save_clip(clip: Clip, path: str | os.PathLike, writer: str | None = None, **options: Any) -> Path:
     """Write ``clip`` to a motion file (``.bvh``, ``.json``, or any loader that registered ``write=``).
 
+    writer: a registered loader name, or the ``"module:attr"`` of a write function; by default chosen by suffix.
     The write is atomic: the file appears only when complete.
     """
     path = Path(path)
     reg = _loaders()
+    if writer and writer not in reg and ":" in writer:
+        # A "module:attr" writer names the write function itself (a registered name names a loader).
+        resolve_target(writer, "writer")(clip, path, **options)
+        return path
     if writer:
         cap = reg.get(writer)
     else:

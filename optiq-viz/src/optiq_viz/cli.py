@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .cli_html import plots_cmd, plotly_cmd
+from .cli_html import plotly_cmd, plots_cmd
 from .cli_video import video_cmd
 
 

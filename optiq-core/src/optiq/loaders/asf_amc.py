@@ -462,7 +462,9 @@ def _convert_units(clip: Clip, skel: Asf, unit: str | float, up: str) -> Clip:
     try:
         # "auto" needs no guess here: the ASF states its unit.
         if isinstance(unit, str) and unit.lower() in ("asf", "auto"):
-            scale, unit_name = skel.length_unit, f"asf ({skel.length_unit:.6g} m)"
+            # Named as length_scale names a number (or "cmu" for CMU's `length 0.45`), so writers can reuse it.
+            scale = skel.length_unit
+            unit_name = next((k for k, v in LENGTH_UNITS.items() if abs(v - scale) <= 1e-12 * v), f"{scale:.12g} m")
         else:
             scale, unit_name = length_scale(unit)
         m = axis_matrix(guess_up_axis(clip.skeleton) if up == "auto" else up)

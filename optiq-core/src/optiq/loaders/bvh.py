@@ -210,7 +210,7 @@ def load_bvh(path: str | os.PathLike, *, unit: str | float = "auto", up: str = "
     if drop_tpose and _detect_tpose(clip.rotations):
         clip = clip.slice(1)
         clip.labels["dropped_tpose"] = "1"
-    return [_convert_units(clip, joints, unit, up)]
+    return [_convert_units(clip, joints, unit, up, path)]
 
 
 _MOTION_LINE = re.compile(rb"^[ \t]*MOTION[ \t\r]*$", re.MULTILINE)
@@ -373,18 +373,18 @@ def _one_axis(angle: np.ndarray, axis: str) -> np.ndarray:
     return out
 
 
-def _convert_units(clip: Clip, joints: list[_Joint], unit: str | float, up: str) -> Clip:
+def _convert_units(clip: Clip, joints: list[_Joint], unit: str | float, up: str, path: Path) -> Clip:
     if up == "auto":
         up = guess_up_axis(clip.skeleton)
-    m = axis_matrix(up)
-    up_axis = {"y": 1, "z": 2}[up.lower()]
-    rest = clip.skeleton.rest_positions()
-    pts = [rest] + [rest[[j]] + e for j, e in clip.skeleton.end_sites.items()]
-    heights = np.concatenate(pts)[:, up_axis]
     try:
+        m = axis_matrix(up)
+        up_axis = {"y": 1, "z": 2}[up.lower()]
+        rest = clip.skeleton.rest_positions()
+        pts = [rest] + [rest[[j]] + e for j, e in clip.skeleton.end_sites.items()]
+        heights = np.concatenate(pts)[:, up_axis]
         scale, unit_name = length_scale(unit, float(heights.max() - heights.min()))
     except ValueError as exc:
-        raise ParseError(str(exc)) from None
+        raise ParseError(str(exc), path) from None
     out = clip.transformed(m, scale)
     out.labels["length_unit"] = unit_name
     out.labels["up"] = up.lower()

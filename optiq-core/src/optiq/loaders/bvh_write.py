@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import quat
 from ..atomic import atomic_text
-from ..axes import LENGTH_UNITS, axis_matrix
+from ..axes import axis_matrix, length_scale
 from ..clip import Clip
 from ..errors import OptiqError
 from .bvh import rotation_orders
@@ -33,14 +33,11 @@ def write_bvh(clip: Clip, path: str | os.PathLike, *, unit: str | float | None =
     Euler order for every joint (default: the orders the clip was read with, else ZYX). Joints with per-frame
     local translations get six channels.
     """
-    unit = unit or clip.labels.get("length_unit", "cm")
-    scale = float(unit) if not isinstance(unit, str) else LENGTH_UNITS.get(unit)
-    if scale is None:
-        try:
-            scale = float(unit)
-        except ValueError:
-            raise OptiqError(f"unknown length unit {unit!r}", path) from None
-    back = axis_matrix(up or clip.labels.get("up", "y")).T  # optiq axes -> file axes
+    try:
+        scale, _ = length_scale(unit or clip.labels.get("length_unit", "cm"))
+        back = axis_matrix(up or clip.labels.get("up", "y")).T  # optiq axes -> file axes
+    except ValueError as exc:
+        raise OptiqError(str(exc), path) from None
     file_clip = clip.transformed(back, 1.0 / scale)
     sk = file_clip.skeleton
     orders = _orders(clip, order)

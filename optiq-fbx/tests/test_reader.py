@@ -1,0 +1,83 @@
+"""The FBX reader on the real files: counts the data README states and that the files show independently, the
+loader options, and a second format of the same person (CMU subject 1 as FBX and as BVH)."""
+
+from __future__ import annotations
+
+import numpy as np
+import optiq
+import pytest
+from optiq.errors import ParseError
+from optiq_fbx.loader import load_fbx
+
+
+def _limbnode_models(data: bytes) -> int:
+    """Binary FBX: Model records whose type property (an 'S' of 8 bytes) is LimbNode, counted in the raw bytes."""
+    return data.count(b"\x00\x01ModelS\x08\x00\x00\x00LimbNode")
+
+
+@pytest.mark.parametrize("name, bones, joints, fps, frames", [
+    ("01_01_cmu.fbx", 38, 38, 120, 2752),
+    ("ufbx_blender_293_barbarian_7400_binary.fbx", 30, 31, 24, 63),  # 30 bones under the Armature Null root
+    ("assimp_huesitos.fbx", 11, 11, 25, 40),
+])
+def test_counts_match_readme_and_file(data_dir, name, bones, joints, fps, frames):
+    path = data_dir / "fbx" / name
+    (clip,) = load_fbx(path)
+    assert _limbnode_models(path.read_bytes()) == bones
+    assert clip.num_joints == joints
+    assert clip.fps == fps
+    assert clip.num_frames == frames
+
+
+def test_cmu_files_are_38_joints_at_120_fps(data_dir):
+    for name in ("07_01_cmu.fbx", "08_02_cmu.fbx", "09_11_cmu.fbx"):
+        (clip,) = load_fbx(data_dir / "fbx" / name)
+        assert (clip.num_joints, clip.fps) == (38, 120)
+        assert clip.skeleton.names[0] == "Hips"
+
+
+def test_loaded_through_the_entry_point(data_dir):
+    (clip,) = optiq.load(data_dir / "fbx" / "assimp_huesitos.fbx")
+    assert clip.name == "Armature|Action" and clip.labels["stack"] == "Armature|Action"
+
+
+def test_stack_and_fps_options(data_dir):
+    path = data_dir / "fbx" / "01_01_cmu.fbx"
+    (full,) = load_fbx(path)
+    (slow,) = load_fbx(path, stack="01_01|01_01", fps=30)
+    assert slow.num_frames == 2751 // 4 + 1
+    # Every 4th frame at 120 fps is a frame at 30 fps.
+    np.testing.assert_allclose(slow.world_positions(), full.world_positions()[::4], atol=1e-9)
+    with pytest.raises(ParseError, match=r"no animation stack 'nope'; stacks: 01_01\|01_01"):
+        load_fbx(path, stack="nope")
+
+
+def test_no_animation_is_an_error_or_a_rest_pose(data_dir, tmp_path):
+    text = (data_dir / "fbx" / "ufbx_maya_anim_interpolation_7700_ascii.fbx").read_text()
+    broken = tmp_path / "still.fbx"
+    broken.write_text(text.replace("AnimationStack: ", "NotAStack: "))
+    with pytest.raises(ParseError, match="still.fbx: Objects: the file has no animation stack"):
+        load_fbx(broken)
+    (rest,) = load_fbx(broken, rest_pose=True)
+    assert rest.num_frames == 1 and rest.labels["rest_pose"] == "1"
+    np.testing.assert_allclose(rest.rotations[..., 0], 1.0)
+
+
+def test_same_person_as_bvh_up_to_one_scale(data_dir):
+    """CMU subject 1 in FBX (01_01) and in BVH (01_14): every shared bone's length agrees after one uniform scale.
+
+    The joints carry the same names in both files (cgspeed's conversion). The root's offset is a position, not a
+    bone, and zero-length bones (hip, shoulder and finger joints at their parent) carry no scale information."""
+    (fbx,) = load_fbx(data_dir / "fbx" / "01_01_cmu.fbx")
+    (bvh,) = optiq.load(data_dir / "bvh" / "cmu_01_14_bvhtodeepmimic.bvh")
+    shared = [n for n in fbx.skeleton.names[1:] if n in bvh.skeleton.names]
+    assert len(shared) == 30
+    a = np.array([np.linalg.norm(fbx.skeleton.offsets[fbx.skeleton.index(n)]) for n in shared])
+    b = np.array([np.linalg.norm(bvh.skeleton.offsets[bvh.skeleton.index(n)]) for n in shared])
+    bones = (a > 1e-3 * a.max()) & (b > 1e-3 * b.max())
+    assert bones.sum() == 20
+    scale = float(a[bones] @ b[bones] / (a[bones] @ a[bones]))  # least squares: b ~ scale * a
+    rel = np.abs(b[bones] - scale * a[bones]) / b[bones]
+    assert rel.max() < 5e-6  # measured 1.1e-6 (Head)
+    # The FBX states centimetres but its armature holds CMU units (1/0.45 inch): the scale is that unit in metres.
+    assert scale == pytest.approx(0.0254 / 0.45, rel=1e-5)

@@ -1,0 +1,296 @@
+"""The HTML page in a real browser: headless Chromium opens the page written from a real BVH clip (file://, no
+network), runs it without a JavaScript error, and draws the skeleton: the test reads the screenshots' pixels.
+
+Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: commands on fd 3, answers
+on fd 4, NUL-terminated JSON), so no websocket package, driver or browser download is needed. The screenshots
+are decoded here with zlib and the PNG row filters, independently of the browser and of any imaging package.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import shutil
+import struct
+import subprocess
+import time
+import zlib
+
+import numpy as np
+import optiq
+import pytest
+
+pytest.importorskip("plotly")
+
+from optiq_viz.html import DIV_ID, render_html  # noqa: E402
+from optiq_viz.plots import PALETTE  # noqa: E402
+
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         # WebGL (plotly's 3D scenes) on the CPU: Chromium no longer falls back to it silently.
+         "--enable-unsafe-swiftshader", "--hide-scrollbars", "--remote-debugging-pipe")
+WIDTH, HEIGHT = 1200, 900
+# A safety net against a hung browser, not a timing assertion.
+DEADLINE_S = 60.0
+
+
+def find_chromium() -> str:
+    exe = os.environ.get("OPTIQ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe:
+        return exe
+    if os.environ.get("CI"):
+        pytest.fail("chromium is not installed (CI is set, so this is a failure): apt-get install chromium")
+    pytest.skip("chromium not found (Debian: apt-get install chromium; `make setup` installs it)")
+
+
+class Chromium:
+    """A headless Chromium and one page, over the DevTools protocol on a pipe."""
+
+    def __init__(self, exe: str, profile: str):
+        # The shell moves our pipes to the descriptors Chromium reads (3) and writes (4).
+        self.proc = subprocess.Popen(
+            ["sh", "-c", 'exec "$0" "$@" 3<&0 4>&1 </dev/null >/dev/null', exe, *FLAGS,
+             f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.buffer = b""
+        self.last_id = 0
+        self.events: list[dict] = []
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+
+    def call(self, method: str, params: dict | None = None, page: bool = False) -> dict:
+        self.last_id += 1
+        message = {"id": self.last_id, "method": method, "params": params or {}}
+        if page:
+            message["sessionId"] = self.session
+        self.proc.stdin.write(json.dumps(message).encode() + b"\0")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            answer = self._receive(deadline)
+            if answer.get("id") == self.last_id:
+                assert "error" not in answer, f"{method}: {answer['error']}"
+                return answer["result"]
+            self.events.append(answer)
+
+    def page(self, method: str, params: dict | None = None) -> dict:
+        return self.call(method, params, page=True)
+
+    def wait_event(self, method: str) -> dict:
+        deadline = time.monotonic() + DEADLINE_S
+        while not any(e.get("method") == method for e in self.events):
+            self.events.append(self._receive(deadline))
+        return next(e for e in self.events if e.get("method") == method)
+
+    def evaluate(self, expression: str):
+        """The value of a JavaScript expression in the page (promises awaited); a thrown error fails the test."""
+        result = self.page("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                "returnByValue": True})
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def screenshot(self) -> bytes:
+        return base64.b64decode(self.page("Page.captureScreenshot", {"format": "png"})["data"])
+
+    def click(self, x: float, y: float) -> None:
+        for kind in ("mousePressed", "mouseReleased"):
+            self.page("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+
+    def _receive(self, deadline: float) -> dict:
+        fd = self.proc.stdout.fileno()
+        while b"\0" not in self.buffer:
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([fd], [], [], left)[0], "chromium did not answer"
+            chunk = os.read(fd, 1 << 20)
+            assert chunk, f"chromium exited with code {self.proc.poll()}"
+            self.buffer += chunk
+        raw, _, self.buffer = self.buffer.partition(b"\0")
+        return json.loads(raw)
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+            self.proc.wait(timeout=DEADLINE_S)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def read_png(data: bytes) -> np.ndarray:
+    """``[H, W, C]`` uint8 pixels of an 8-bit non-interlaced RGB(A) PNG (what Chromium writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, chunks = 8, []
+    while pos < len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + size]
+        pos += 12 + size
+        if kind == b"IHDR":
+            width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            chunks.append(body)
+    assert depth == 8 and color in (2, 6) and interlace == 0, (depth, color, interlace)
+    c = 3 if color == 2 else 4
+    n = width * c
+    raw = np.frombuffer(zlib.decompress(b"".join(chunks)), np.uint8).reshape(height, n + 1)
+    rows = np.zeros((height + 1, n), np.int64)  # rows[0]: the zero row above the image
+    for y in range(height):
+        kind, line, up = raw[y, 0], raw[y, 1:].astype(np.int64), rows[y]
+        if kind == 0:
+            rows[y + 1] = line
+        elif kind == 1:  # Sub: a running sum along each channel
+            rows[y + 1] = np.cumsum(line.reshape(width, c), axis=0).reshape(n) & 255
+        elif kind == 2:  # Up
+            rows[y + 1] = (line + up) & 255
+        else:
+            rows[y + 1] = _average_or_paeth(kind, line.tolist(), up.tolist(), c)
+    return rows[1:].reshape(height, width, c).astype(np.uint8)
+
+
+def _average_or_paeth(kind: int, line: list[int], up: list[int], c: int) -> list[int]:
+    out = [0] * len(line)
+    for i, value in enumerate(line):
+        a = out[i - c] if i >= c else 0
+        b = up[i]
+        if kind == 3:
+            out[i] = (value + ((a + b) >> 1)) & 255
+            continue
+        d = up[i - c] if i >= c else 0
+        p = a + b - d
+        pa, pb, pd = abs(p - a), abs(p - b), abs(p - d)
+        out[i] = (value + (a if pa <= pb and pa <= pd else b if pb <= pd else d)) & 255
+    return out
+
+
+def colour_mask(pixels: np.ndarray, hex_colour: str, box: tuple[int, int, int, int], tol: int = 24) -> np.ndarray:
+    """Pixels inside ``box`` (x0, y0, x1, y1) within ``tol`` of the colour on every channel."""
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    x0, y0, x1, y1 = box
+    near = np.all(np.abs(pixels[..., :3].astype(np.int64) - rgb) <= tol, axis=-1)
+    inside = np.zeros_like(near)
+    inside[y0:y1, x0:x1] = True
+    return near & inside
+
+
+READY = """new Promise((resolve, reject) => {
+  const start = Date.now();
+  (function poll() {
+    const gd = document.getElementById(%(div)s);
+    const frames = gd && gd._transitionData && gd._transitionData._frames;
+    if (frames && frames.length === %(n)d) {
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(frames.length)));
+    } else if (Date.now() - start > 30000) {
+      reject(new Error('the plot did not get its frames'));
+    } else {
+      setTimeout(poll, 50);
+    }
+  })();
+})"""
+
+SLIDER_AT = """new Promise((resolve, reject) => {
+  const gd = document.getElementById(%(div)s), start = Date.now();
+  (function poll() {
+    const active = gd._fullLayout.sliders[0].active;
+    if (%(test)s) {
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(active)));
+    } else if (Date.now() - start > 30000) {
+      reject(new Error('slider stayed at ' + active));
+    } else {
+      setTimeout(poll, 20);
+    }
+  })();
+})"""
+
+
+def rect(browser: Chromium, selector: str) -> tuple[int, int, int, int]:
+    r = browser.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                         ".getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })()")
+    return tuple(int(round(v)) for v in r)
+
+
+@pytest.fixture(scope="module")
+def page(data_dir, tmp_path_factory):
+    """A walk from a real BVH with a frame label, and as its prediction the same walk 0.6 m to the side (so that
+    both skeletons are visible), open in Chromium."""
+    exe = find_chromium()
+    folder = tmp_path_factory.mktemp("browser")
+    clip = optiq.load(data_dir / "bvh" / "cmu_02_01_bvhtodeepmimic.bvh")[0][1:]  # frame 0 is a T-pose
+    half = np.where(np.arange(clip.num_frames) < clip.num_frames // 2, "first half", "second half")
+    clip = clip.with_labels(frame_labels={"part": half})
+    pred = clip.replace(root_translation=clip.root_translation + [0.0, 0.6, 0.0])
+    html = render_html(clip, folder / "walk.html", pred=pred, max_frames=200)
+    browser = Chromium(exe, str(folder / "profile"))
+    try:
+        for domain in ("Runtime", "Log", "Page", "Network"):
+            browser.page(f"{domain}.enable")
+        browser.page("Emulation.setDeviceMetricsOverride",
+                     {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+        browser.page("Page.navigate", {"url": html.resolve().as_uri()})
+        browser.wait_event("Page.loadEventFired")
+        frames = browser.evaluate(READY % {"div": json.dumps(DIV_ID), "n": 172})
+        yield browser, frames, folder
+    finally:
+        browser.close()
+
+
+def test_page_loads_offline_without_javascript_errors(page):
+    browser, frames, _ = page
+    assert frames == 172  # 343 frames decimated to every 2nd (max_frames=200)
+    assert browser.evaluate(f"document.getElementById({json.dumps(DIV_ID)}).data.length") == 5
+    errors = [e for e in browser.events
+              if e.get("method") == "Runtime.exceptionThrown"
+              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+    assert errors == []
+    requests = [e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"]
+    assert requests and all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
+
+
+def test_screenshot_shows_the_skeleton_and_it_moves(page):
+    browser, _, folder = page
+    scene = rect(browser, "#scene")
+    legend = rect(browser, ".legend")
+    blue, red = PALETTE[0], PALETTE[1]  # the clip and the prediction
+
+    def skeleton_pixels(pixels):
+        masks = [colour_mask(pixels, colour, scene) for colour in (blue, red)]
+        for m in masks:
+            m[legend[1]:legend[3], legend[0]:legend[2]] = False
+        return masks
+
+    png = browser.screenshot()
+    (folder / "first.png").write_bytes(png)  # kept with pytest's temporary files, to look at
+    first = read_png(png)
+    assert first.shape[:2] == (HEIGHT, WIDTH)
+    assert tuple(first[5, 5, :3]) == (255, 255, 255)  # the page background: the decoding is right
+    clip_px, pred_px = skeleton_pixels(first)
+    assert clip_px.sum() > 300 and pred_px.sum() > 300, (clip_px.sum(), pred_px.sum())
+
+    # A click in the middle of the slider's rail jumps to the middle frame, as a user would.
+    x0, y0, x1, y1 = rect(browser, ".slider-rail-rect")
+    browser.click((x0 + x1) / 2, (y0 + y1) / 2)
+    active = browser.evaluate(SLIDER_AT % {"div": json.dumps(DIV_ID), "test": "active > 60"})
+    assert 60 < active < 110
+    moved_clip, _ = skeleton_pixels(read_png(browser.screenshot()))
+    assert moved_clip.sum() > 300
+    changed = np.logical_xor(clip_px, moved_clip).sum()
+    assert changed > 0.5 * clip_px.sum(), (changed, clip_px.sum())
+
+
+def test_play_advances_and_pause_stops(page):
+    browser, _, _ = page
+    div = json.dumps(DIV_ID)
+    start = browser.evaluate(f"document.getElementById({div})._fullLayout.sliders[0].active")
+    buttons = browser.evaluate("Array.from(document.querySelectorAll('.updatemenu-button')).map(b => {"
+                               "const r = b.getBoundingClientRect(); return [b.textContent, r.left + r.width / 2,"
+                               " r.top + r.height / 2]; })")
+    where = {text.split()[-1]: (x, y) for text, x, y in buttons}
+    assert set(where) == {"play", "pause"}
+    browser.click(*where["play"])
+    browser.evaluate(SLIDER_AT % {"div": div, "test": f"active >= {start + 3} || active < {start}"})
+    browser.click(*where["pause"])
+    pause = "new Promise(r => setTimeout(() => r(document.getElementById(%s)._fullLayout.sliders[0].active), 400))"
+    settled = browser.evaluate(pause % div)
+    assert browser.evaluate(pause % div) == settled
