@@ -24,7 +24,7 @@ optiq data convert --in "${CMU[@]}" --out "$OUT/cmu.parquet" --drop-tpose --unit
   --label dataset=cmu --label dialect=cgspeed
 optiq data convert --in "${CMU[@]}" --out "$OUT/cmu.h5" --drop-tpose --unit cmu --compute-velocities \
   --label dataset=cmu --label dialect=cgspeed
-optiq data label --in "$OUT/cmu.parquet" --out "$OUT/cmu_labeled.parquet" --label movement=walk --clips '*walk*'
+optiq data label --in "$OUT/cmu.parquet" --out "$OUT/cmu_labeled.parquet" --label movement=walk --clips '*walk*' --clips '*02_01*'
 for f in "$DATA"/bvh/*.bvh; do
   case "$f" in *cmu_01_14*|*cmu_02_01*|*cmu_12_01*) continue ;; esac
   optiq --quiet data convert --in "$f" --out "$OUT/$(basename "${f%.bvh}").h5"

@@ -268,3 +268,22 @@ def test_bvh_export_reloads_to_the_same_motion(clip, tmp_path):
     back = optiq.load_clip(out, unit="cmu")
     assert back.skeleton.names == clip.skeleton.names and back.num_frames == clip.num_frames
     np.testing.assert_allclose(back.world_positions(), clip.world_positions(), rtol=0, atol=1e-5)
+
+
+def test_vectorised_amc_reading_equals_the_line_reading(data_dir):
+    """The real file takes the vectorised path, and it gives exactly what the line-by-line reader gives."""
+    from optiq.loaders.asf_amc import _parse_amc_lines, _parse_amc_regular, load_asf
+
+    amc = data_dir / "asf_amc" / "cmu_02_01_walk.amc"
+    skel = load_asf(data_dir / "asf_amc" / "cmu_02.asf")
+    dof_counts = {"root": len(skel.root_order)} | {b.name: len(b.dofs) for b in skel.bones}
+    text = amc.read_text()
+    fast = _parse_amc_regular(text, dof_counts)
+    slow = _parse_amc_lines(text, dof_counts, amc)
+    assert fast is not None
+    assert (fast.n_frames, fast.degrees) == (slow.n_frames, slow.degrees) == (343, True)
+    assert fast.values.keys() == slow.values.keys()
+    for bone, values in slow.values.items():
+        np.testing.assert_array_equal(fast.values[bone], values)
+    # A file that is not regular (a bone missing from the last frame) falls back to the line reader.
+    assert _parse_amc_regular(text.rstrip().rsplit("\n", 1)[0], dof_counts) is None

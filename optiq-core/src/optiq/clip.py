@@ -63,7 +63,7 @@ class Clip:
                 f"expected ({t}, {j}, 3)"
             )
         for arr, what in ((self.root_translation, "root translation"), (self.rotations, "rotation")):
-            bad = ~np.isfinite(arr.reshape(t, -1)).all(axis=1)
+            bad = ~np.isfinite(arr.reshape(t, int(np.prod(arr.shape[1:])))).all(axis=1)
             if bad.any():
                 raise OptiqError(f"clip {self.name!r}: frame {int(np.argmax(bad))}: {what} is not finite (NaN or inf)")
         for key, arr in self.frame_labels.items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -291,8 +292,72 @@ class _Motion:
 
 
 def _parse_amc(text: str, dof_counts: dict[str, int], path: Path) -> _Motion:
-    """Per-bone value arrays. Lines are split in Python (a frame is ~30 short lines); the numbers of each bone
-    are converted in one call."""
+    """Per-bone value arrays ``{bone: [T, dofs]}``: the vectorised reading of a regular file, else the line by
+    line reading, which also names the place of any defect."""
+    return _parse_amc_regular(text, dof_counts) or _parse_amc_lines(text, dof_counts, path)
+
+
+_AMC_NAME = re.compile(r"(?m)^[ \t]*([A-Za-z_]\S*)")
+
+
+def _parse_amc_regular(text: str, dof_counts: dict[str, int]) -> _Motion | None:
+    """The common case in one pass over tokens: every frame lists the same bones in the same order, frame numbers
+    count up by one, no comments after the header. None when the file is not that regular (or has a defect)."""
+    degrees: bool | None = None
+    pos = 0
+    while True:  # header lines (":FULLY-SPECIFIED", ":DEGREES", "# comments") until the first frame number
+        end = text.find("\n", pos)
+        line = text[pos:] if end < 0 else text[pos:end]
+        head = line.split("#", 1)[0].strip()
+        if head.isdigit():
+            break
+        if head.upper() in (":DEGREES", ":RADIANS"):
+            degrees = head.upper() == ":DEGREES"
+        elif head and not head.startswith(":"):
+            return None
+        if end < 0:
+            return None
+        pos = end + 1
+    body = text[pos:]
+    if "#" in body or ":" in body:
+        return None
+    # Bone names start their lines; everything else is a number (frame numbers included).
+    names = _AMC_NAME.findall(body)
+    order: list[str] = []
+    for name in names:
+        if name in order:
+            break
+        order.append(name)
+    expected = {name for name, n in dof_counts.items() if n}
+    if not order or not expected <= set(order) or any(n not in dof_counts for n in order):
+        return None
+    n_frames, rest = divmod(len(names), len(order))
+    if rest or names != order * n_frames:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            nums = np.fromstring(_AMC_NAME.sub(" ", body), sep=" ")
+        except ValueError:
+            return None
+    width = 1 + sum(dof_counts[n] for n in order)
+    if nums.size != n_frames * width or not np.all(np.isfinite(nums)):
+        return None
+    grid = nums.reshape(n_frames, width)
+    if not np.array_equal(grid[:, 0], grid[0, 0] + np.arange(n_frames)):
+        return None
+    values, col = {}, 1
+    for name in order:
+        n = dof_counts[name]
+        if n:
+            values[name] = grid[:, col: col + n].copy()
+        col += n
+    return _Motion(len(grid), values, degrees)
+
+
+def _parse_amc_lines(text: str, dof_counts: dict[str, int], path: Path) -> _Motion:
+    """Per-bone value arrays, line by line in Python (irregular files, and the place of a defect); the numbers of
+    each bone are converted in one call."""
     rows: dict[str, list[list[str]]] = {name: [] for name in dof_counts}
     row_lines: dict[str, list[int]] = {name: [] for name in dof_counts}
     expected = {name for name, n in dof_counts.items() if n}
