@@ -187,3 +187,19 @@ def test_label_command(converted, tmp_path):
     assert not bad_out.exists()
     r = run("data", "label", "--in", converted[0], "--out", bad_out, "--label", "a=b", "--clips", "zzz*")
     assert r.exit_code == 2 and "no clip matches zzz*" in r.stderr and not bad_out.exists()
+
+
+def test_info_of_a_motion_file_lists_its_clips(data_dir):
+    """`optiq data info` on a motion file (not a dataset) reports what the file states."""
+    path = data_dir / "bvh" / "cmu_131_01_start_walk_stop_maxfriendly.bvh"
+    text = path.read_text()
+    frames = int(text.split("Frames:")[1].split()[0])
+    joints = text.count("JOINT ") + text.count("ROOT ")
+    result = run("data", "info", path, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["format"] == "motion file (loader bvh)" and info["schema_version"] is None
+    assert (info["num_clips"], info["num_frames"], info["fps"]) == (1, frames, [120.0])
+    assert info["skeleton"]["num_joints"] == joints
+    table = run("data", "info", path)
+    assert table.exit_code == 0 and f"clips: 1, frames: {frames}" in table.output

@@ -174,34 +174,28 @@ def colour_mask(pixels: np.ndarray, hex_colour: str, box: tuple[int, int, int, i
     return near & inside
 
 
-READY = """new Promise((resolve, reject) => {
-  const start = Date.now();
-  (function poll() {
-    const gd = document.getElementById(%(div)s);
-    const frames = gd && gd._transitionData && gd._transitionData._frames;
-    if (frames && frames.length === %(n)d) {
-      requestAnimationFrame(() => requestAnimationFrame(() => resolve(frames.length)));
-    } else if (Date.now() - start > 30000) {
-      reject(new Error('the plot did not get its frames'));
-    } else {
-      setTimeout(poll, 50);
-    }
-  })();
-})"""
-
-SLIDER_AT = """new Promise((resolve, reject) => {
+WAIT_FOR = """new Promise((resolve, reject) => {
   const gd = document.getElementById(%(div)s), start = Date.now();
   (function poll() {
-    const active = gd._fullLayout.sliders[0].active;
+    const value = %(value)s;
     if (%(test)s) {
-      requestAnimationFrame(() => requestAnimationFrame(() => resolve(active)));
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(value)));
     } else if (Date.now() - start > 30000) {
-      reject(new Error('slider stayed at ' + active));
+      reject(new Error('still ' + JSON.stringify(value)));
     } else {
       setTimeout(poll, 20);
     }
   })();
 })"""
+FRAMES = "gd && gd._transitionData && gd._transitionData._frames ? gd._transitionData._frames.length : 0"
+SLIDER = "gd._fullLayout.sliders[0].active"
+# The frame on screen: plotly skips the slider update of a frame while it thinks the slider is dragged.
+SHOWN = "Number(gd._transitionData._currentFrame ? gd._transitionData._currentFrame.name : 0)"
+
+
+def wait_for(browser: Chromium, value: str, test: str):
+    """Poll the page until ``test`` (JavaScript, of ``value`` and ``gd``) holds; then the value, once drawn."""
+    return browser.evaluate(WAIT_FOR % {"div": json.dumps(DIV_ID), "value": value, "test": test})
 
 
 def rect(browser: Chromium, selector: str) -> tuple[int, int, int, int]:
@@ -229,7 +223,7 @@ def page(data_dir, tmp_path_factory):
                      {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
         browser.page("Page.navigate", {"url": html.resolve().as_uri()})
         browser.wait_event("Page.loadEventFired")
-        frames = browser.evaluate(READY % {"div": json.dumps(DIV_ID), "n": 172})
+        frames = wait_for(browser, FRAMES, "value === 172")
         yield browser, frames, folder
     finally:
         browser.close()
@@ -271,8 +265,9 @@ def test_screenshot_shows_the_skeleton_and_it_moves(page):
     # A click in the middle of the slider's rail jumps to the middle frame, as a user would.
     x0, y0, x1, y1 = rect(browser, ".slider-rail-rect")
     browser.click((x0 + x1) / 2, (y0 + y1) / 2)
-    active = browser.evaluate(SLIDER_AT % {"div": json.dumps(DIV_ID), "test": "active > 60"})
+    active = wait_for(browser, SLIDER, "value > 60")
     assert 60 < active < 110
+    assert wait_for(browser, SHOWN, f"value === {active}") == active
     moved_clip, _ = skeleton_pixels(read_png(browser.screenshot()))
     assert moved_clip.sum() > 300
     changed = np.logical_xor(clip_px, moved_clip).sum()
@@ -281,16 +276,15 @@ def test_screenshot_shows_the_skeleton_and_it_moves(page):
 
 def test_play_advances_and_pause_stops(page):
     browser, _, _ = page
-    div = json.dumps(DIV_ID)
-    start = browser.evaluate(f"document.getElementById({div})._fullLayout.sliders[0].active")
+    start = wait_for(browser, SHOWN, "true")
     buttons = browser.evaluate("Array.from(document.querySelectorAll('.updatemenu-button')).map(b => {"
                                "const r = b.getBoundingClientRect(); return [b.textContent, r.left + r.width / 2,"
                                " r.top + r.height / 2]; })")
     where = {text.split()[-1]: (x, y) for text, x, y in buttons}
     assert set(where) == {"play", "pause"}
     browser.click(*where["play"])
-    browser.evaluate(SLIDER_AT % {"div": div, "test": f"active >= {start + 3} || active < {start}"})
+    assert wait_for(browser, SHOWN, f"value >= {start + 3} || value < {start}") != start
     browser.click(*where["pause"])
-    pause = "new Promise(r => setTimeout(() => r(document.getElementById(%s)._fullLayout.sliders[0].active), 400))"
-    settled = browser.evaluate(pause % div)
-    assert browser.evaluate(pause % div) == settled
+    later = "new Promise(r => setTimeout(() => r(%s), 400))" % SHOWN.replace("gd.", f"document.getElementById({json.dumps(DIV_ID)}).")
+    settled = browser.evaluate(later)
+    assert browser.evaluate(later) == settled

@@ -83,17 +83,25 @@ def label_cmd(src, out, labels, patterns, frame_labels) -> None:
 @data.command("info")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def info_cmd(path, as_json) -> None:
-    """Clips, frames, fps, skeleton and labels of a dataset."""
+@click.option("--loader", help="For a motion file: loader name or module:attr (default: by suffix and content).")
+def info_cmd(path, as_json, loader) -> None:
+    """Clips, frames, fps, skeleton and labels of a dataset, or of a motion file (every clip it holds, such as
+    the animation stacks of an FBX file)."""
     from ..datasets import open_dataset
+    from ..plugins import registry
 
-    with open_dataset(path) as ds:
-        s = ds.summary()
+    suffix = Path(path).suffix.lower()
+    if loader or not registry("format").find(lambda c: suffix in c.meta.get("suffixes", ())):
+        s = _motion_file_summary(path, loader)
+    else:
+        with open_dataset(path) as ds:
+            s = ds.summary()
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return
     seconds = sum(c["duration_s"] for c in s["clips"])
-    click.echo(f"{s['path']}: {s['format']} (schema {s['schema_version']})")
+    schema = f" (schema {s['schema_version']})" if s["schema_version"] is not None else ""
+    click.echo(f"{s['path']}: {s['format']}{schema}")
     click.echo(f"clips: {s['num_clips']}, frames: {s['num_frames']} ({seconds:.1f} s), "
                f"fps: {', '.join(f'{x:g}' for x in s['fps'])}")
     sk = s["skeleton"]
@@ -110,6 +118,41 @@ def info_cmd(path, as_json) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         click.echo("  ".join([*(x.ljust(w) for x, w in zip(r, widths, strict=False)), r[4]]).rstrip())
+
+
+def _motion_file_summary(path: str, loader: str | None) -> dict:
+    """The ``info`` of a motion file, in the layout of ``Dataset.summary()`` (schema_version None)."""
+    from ..io import load, loader_for
+
+    cap = loader_for(path, loader)
+    clips = load(path, loader)
+    first = clips[0]
+    labels: dict[str, list[str]] = {}
+    frame_labels: dict[str, str] = {}
+    for c in clips:
+        for k, v in c.labels.items():
+            labels.setdefault(k, [])
+            if v not in labels[k]:
+                labels[k].append(v)
+        frame_labels.update({k: str(v.dtype) for k, v in c.frame_labels.items()})
+    fields = ["root_translation", "rotations"]
+    if any(c.local_translations is not None for c in clips):
+        fields.append("local_translations")
+    return {
+        "path": str(path),
+        "format": f"motion file (loader {cap.name})",
+        "schema_version": None,
+        "num_clips": len(clips),
+        "num_frames": sum(c.num_frames for c in clips),
+        "fps": sorted({c.fps for c in clips}),
+        "fields": fields,
+        "skeleton": {"num_joints": first.skeleton.num_joints, "names": list(first.skeleton.names),
+                     "parents": first.skeleton.parents.tolist()},
+        "labels": {k: sorted(v) for k, v in labels.items()},
+        "frame_labels": frame_labels,
+        "clips": [{"name": c.name, "num_frames": c.num_frames, "fps": c.fps, "duration_s": c.duration,
+                   "labels": dict(c.labels), "frame_labels": list(c.frame_labels)} for c in clips],
+    }
 
 
 def _short(text: str, size: int = 32) -> str:
