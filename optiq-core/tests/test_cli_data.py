@@ -203,3 +203,19 @@ def test_info_of_a_motion_file_lists_its_clips(data_dir):
     assert info["skeleton"]["num_joints"] == joints
     table = run("data", "info", path)
     assert table.exit_code == 0 and f"clips: 1, frames: {frames}" in table.output
+
+
+def test_convert_reorders_joints_listed_in_another_order(data_dir, tmp_path):
+    """Two files of one skeleton whose joints are listed in different orders go into one dataset."""
+    src = data_dir / "bvh" / "cmu_02_01_bvhtodeepmimic.bvh"
+    clip = optiq.load_clip(src)
+    names = list(clip.skeleton.names)
+    reordered = clip.with_joint_order([names[0], *names[6:11], *names[1:6], *names[11:]]).replace(name="swapped")
+    optiq.save_clip(reordered, tmp_path / "swapped.bvh")
+    out = tmp_path / "ds.h5"
+    result = run("data", "convert", "--in", src, tmp_path / "swapped.bvh", "--out", out)
+    assert result.exit_code == 0, result.output
+    with optiq.open_dataset(out) as ds:
+        a, b = ds.read_clip(clip.name), ds.read_clip("swapped")
+    assert a.skeleton.names == b.skeleton.names == tuple(names)
+    np.testing.assert_allclose(b.world_positions(), a.world_positions(), atol=1e-4)

@@ -299,3 +299,23 @@ def test_up_axis_guess_without_names_is_y():
     assert guess_up_axis(sk) == "y"
     named = Skeleton(("hips", "spine"), [-1, 0], [[0, 0, 0], [0, 0, 1.0]])
     assert guess_up_axis(named) == "z"
+
+
+def test_joint_order_changes_only_the_listing(data_dir):
+    """Reordering joints (siblings' subtrees swapped) keeps every joint's world motion."""
+    clip = load_bvh(data_dir / "bvh" / "cmu_02_01_bvhtodeepmimic.bvh")[0]
+    names = list(clip.skeleton.names)
+    # Hips, then the right leg before the left leg, then the rest: still parents before children.
+    left, right = names[1:6], names[6:11]
+    order = [names[0], *right, *left, *names[11:]]
+    moved = clip.with_joint_order(order)
+    assert moved.skeleton.names == tuple(order)
+    before = dict(zip(names, np.moveaxis(clip.world_positions(), 1, 0), strict=True))
+    after = dict(zip(order, np.moveaxis(moved.world_positions(), 1, 0), strict=True))
+    for name in names:
+        np.testing.assert_allclose(after[name], before[name], atol=1e-12)
+    assert len(moved.skeleton.end_sites) == len(clip.skeleton.end_sites)
+    with pytest.raises(SkeletonMismatchError, match="parents"):
+        clip.with_joint_order([names[0], names[2], names[1], *names[3:]])  # a child before its parent
+    with pytest.raises(SkeletonMismatchError, match="root"):
+        clip.with_joint_order([names[1], names[0], *names[2:]])

@@ -290,3 +290,13 @@ def test_opening_bad_files(tmp_path, both, data_dir):
         f.attrs["schema_version"] = 2
     with pytest.raises(DatasetError, match="schema_version 2 is not one this optiq reads"):
         open_dataset(newer)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".h5"])
+def test_an_empty_clip_is_refused_and_nothing_is_written(data_dir, tmp_path, suffix):
+    clip = optiq.load_clip(data_dir / "bvh" / "cmu_02_01_bvhtodeepmimic.bvh")
+    empty = clip.replace(rotations=clip.rotations[:0], root_translation=clip.root_translation[:0], name="empty")
+    out = tmp_path / f"ds{suffix}"
+    with pytest.raises(optiq.DatasetError, match="'empty' has no frames"):
+        optiq.write_dataset(out, [clip, empty])
+    assert list(tmp_path.iterdir()) == []

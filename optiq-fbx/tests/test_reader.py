@@ -3,8 +3,11 @@ loader options, and a second format of the same person (CMU subject 1 as FBX and
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import optiq
+import optiq.axes
 import pytest
 from optiq.errors import ParseError
 from optiq_fbx.loader import load_fbx
@@ -81,3 +84,70 @@ def test_same_person_as_bvh_up_to_one_scale(data_dir):
     assert rel.max() < 5e-6  # measured 1.1e-6 (Head)
     # The FBX states centimetres but its armature holds CMU units (1/0.45 inch): the scale is that unit in metres.
     assert scale == pytest.approx(0.0254 / 0.45, rel=1e-5)
+
+
+def test_written_file_keeps_the_joint_order(data_dir, tmp_path):
+    """DeepMimic's joint order (root, chest, neck, right_hip, ...) is parents-first but not depth-first: the FBX
+    written from it lists its Models in that order, and reading it back keeps it."""
+    clip = optiq.load_clip(data_dir / "deepmimic" / "humanoid3d_walk.txt")
+    out = tmp_path / "walk.fbx"
+    optiq.save_clip(clip, out)
+    (back,) = load_fbx(out)
+    assert back.skeleton.names == clip.skeleton.names
+    np.testing.assert_array_equal(back.skeleton.parents, clip.skeleton.parents)
+
+
+def test_models_listed_child_first_give_a_stable_parents_first_order(data_dir, tmp_path):
+    """The same file with the root Model moved to the end of Objects: the order becomes parents-first again,
+    otherwise following the file (here: the clip's order)."""
+    from optiq_fbx.binary_write import encode_fbx
+    from optiq_fbx.writer import fbx_nodes
+
+    clip = optiq.load_clip(data_dir / "deepmimic" / "humanoid3d_walk.txt")
+    nodes = fbx_nodes(clip)
+    objects = next(n for n in nodes if n.name == "Objects")
+    models = [c for c in objects.children if c.name == "Model"]
+    objects.children.remove(models[0])
+    objects.children.append(models[0])
+    out = tmp_path / "root_last.fbx"
+    out.write_bytes(encode_fbx(nodes))
+    (back,) = load_fbx(out)
+    assert back.skeleton.names == clip.skeleton.names
+
+
+def test_unit_option_overrides_the_declared_unit(data_dir):
+    """The CMU FBX files declare centimetres (UnitScaleFactor 1) but hold CMU units under a top Null scaled by
+    100, so the person comes out ~30 m tall; metres per file unit = CMU unit / 100 gives a person of human
+    height (head above toes, every frame's maximum: 1.4..1.9 m). ``unit="cmu"`` replaces only the declared unit,
+    so the Null's scale of 100 remains."""
+    path = data_dir / "fbx" / "01_01_cmu.fbx"
+    (declared,) = load_fbx(path)
+    (cmu,) = load_fbx(path, unit="cmu")
+    (fixed,) = load_fbx(path, unit=optiq.axes.LENGTH_UNITS["cmu"] / 100)
+
+    def height(clip):
+        z = clip.world_positions()[..., 2]
+        return float((z[:, clip.skeleton.index("Head")] - z.min(axis=1)).max())
+
+    assert 25.0 < height(declared) < 35.0
+    assert 1.4 < height(fixed) < 1.9
+    assert height(cmu) == pytest.approx(height(declared) * optiq.axes.LENGTH_UNITS["cmu"] / 0.01, rel=1e-9)
+    assert fixed.labels["length_unit"] == "0.000564444444444 m"
+    np.testing.assert_allclose(fixed.world_positions(), declared.world_positions() * 0.0564444444444444,
+                               rtol=0, atol=1e-9)
+
+
+def test_end_of_list_record_is_one_header_long(tmp_path, data_dir):
+    """The zero record closing a list of 32-bit headers is 13 bytes: after the top-level list the parser stands
+    on the footer, right after those 13 zero bytes."""
+    from optiq_fbx.binary import _read_node
+
+    data = (data_dir / "fbx" / "01_01_cmu.fbx").read_bytes()
+    head = struct.Struct("<IIIB")
+    pos = 27
+    while True:
+        node, after = _read_node(data, pos, len(data), head, tmp_path, "")
+        if node is None:
+            break
+        pos = after
+    assert after - pos == 13 and data[pos:after] == bytes(13)

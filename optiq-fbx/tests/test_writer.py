@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import optiq
+import optiq.axes
 import pytest
 from click.testing import CliRunner
 from optiq import quat
@@ -266,3 +267,18 @@ def test_bad_options(data_dir, tmp_path):
     with pytest.raises(optiq.OptiqError, match="does not exist"):
         write_fbx(clip, tmp_path / "missing" / "a.fbx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unit_given_as_a_length_unit_label(data_dir, tmp_path):
+    """A clip read with a numeric unit carries the label ``"0.000564444444444 m"`` (optiq.axes.length_scale's name
+    of a number); exporting in that unit writes UnitScaleFactor = that many centimetres and reads back in place."""
+    (clip,) = optiq.load(data_dir / "fbx" / "01_01_cmu.fbx", unit=optiq.axes.LENGTH_UNITS["cmu"] / 100)
+    clip = clip.slice(0, 30)
+    unit = clip.labels["length_unit"]
+    assert unit == "0.000564444444444 m"
+    out = tmp_path / "cmu.fbx"
+    write_fbx(clip, out, unit=unit)
+    o, pos, _ = ufbx_joint_motion(out, clip)
+    assert o["unit_meters"] == pytest.approx(0.000564444444444, rel=1e-12)
+    ref = clip.world_positions()
+    assert np.abs(pos - ref).max() <= 1e-5 * extent(ref)

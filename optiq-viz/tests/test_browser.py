@@ -3,7 +3,8 @@ network), runs it without a JavaScript error, and draws the skeleton: the test r
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: commands on fd 3, answers
 on fd 4, NUL-terminated JSON), so no websocket package, driver or browser download is needed. The screenshots
-are decoded here with zlib and the PNG row filters, independently of the browser and of any imaging package.
+are decoded by conftest.py's ``read_png`` (zlib and the PNG row filters), independently of the browser and of any
+imaging package.
 """
 
 from __future__ import annotations
@@ -12,20 +13,14 @@ import base64
 import json
 import os
 import select
-import shutil
-import struct
 import subprocess
 import time
-import zlib
 
 import numpy as np
 import optiq
 import pytest
-
-pytest.importorskip("plotly")
-
-from optiq_viz.html import DIV_ID, render_html  # noqa: E402
-from optiq_viz.plots import PALETTE  # noqa: E402
+from optiq_viz.html import DIV_ID, DecimationWarning, render_html
+from optiq_viz.plots import PALETTE
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -34,15 +29,6 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 WIDTH, HEIGHT = 1200, 900
 # A safety net against a hung browser, not a timing assertion.
 DEADLINE_S = 60.0
-
-
-def find_chromium() -> str:
-    exe = os.environ.get("OPTIQ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe:
-        return exe
-    if os.environ.get("CI"):
-        pytest.fail("chromium is not installed (CI is set, so this is a failure): apt-get install chromium")
-    pytest.skip("chromium not found (Debian: apt-get install chromium; `make setup` installs it)")
 
 
 class Chromium:
@@ -119,51 +105,6 @@ class Chromium:
                 self.proc.wait()
 
 
-def read_png(data: bytes) -> np.ndarray:
-    """``[H, W, C]`` uint8 pixels of an 8-bit non-interlaced RGB(A) PNG (what Chromium writes)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, chunks = 8, []
-    while pos < len(data):
-        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + size]
-        pos += 12 + size
-        if kind == b"IHDR":
-            width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            chunks.append(body)
-    assert depth == 8 and color in (2, 6) and interlace == 0, (depth, color, interlace)
-    c = 3 if color == 2 else 4
-    n = width * c
-    raw = np.frombuffer(zlib.decompress(b"".join(chunks)), np.uint8).reshape(height, n + 1)
-    rows = np.zeros((height + 1, n), np.int64)  # rows[0]: the zero row above the image
-    for y in range(height):
-        kind, line, up = raw[y, 0], raw[y, 1:].astype(np.int64), rows[y]
-        if kind == 0:
-            rows[y + 1] = line
-        elif kind == 1:  # Sub: a running sum along each channel
-            rows[y + 1] = np.cumsum(line.reshape(width, c), axis=0).reshape(n) & 255
-        elif kind == 2:  # Up
-            rows[y + 1] = (line + up) & 255
-        else:
-            rows[y + 1] = _average_or_paeth(kind, line.tolist(), up.tolist(), c)
-    return rows[1:].reshape(height, width, c).astype(np.uint8)
-
-
-def _average_or_paeth(kind: int, line: list[int], up: list[int], c: int) -> list[int]:
-    out = [0] * len(line)
-    for i, value in enumerate(line):
-        a = out[i - c] if i >= c else 0
-        b = up[i]
-        if kind == 3:
-            out[i] = (value + ((a + b) >> 1)) & 255
-            continue
-        d = up[i - c] if i >= c else 0
-        p = a + b - d
-        pa, pb, pd = abs(p - a), abs(p - b), abs(p - d)
-        out[i] = (value + (a if pa <= pb and pa <= pd else b if pb <= pd else d)) & 255
-    return out
-
-
 def colour_mask(pixels: np.ndarray, hex_colour: str, box: tuple[int, int, int, int], tol: int = 24) -> np.ndarray:
     """Pixels inside ``box`` (x0, y0, x1, y1) within ``tol`` of the colour on every channel."""
     rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
@@ -189,8 +130,12 @@ WAIT_FOR = """new Promise((resolve, reject) => {
 })"""
 FRAMES = "gd && gd._transitionData && gd._transitionData._frames ? gd._transitionData._frames.length : 0"
 SLIDER = "gd._fullLayout.sliders[0].active"
-# The frame on screen: plotly skips the slider update of a frame while it thinks the slider is dragged.
-SHOWN = "Number(gd._transitionData._currentFrame ? gd._transitionData._currentFrame.name : 0)"
+# The frame on screen: the one whose float32 x (decoded here from its base64) the clip's trace now draws.
+SHOWN = """gd._transitionData._frames.findIndex(f => {
+  const x = new Float32Array(Uint8Array.from(atob(f.data[0].x.bdata), c => c.charCodeAt(0)).buffer);
+  const drawn = gd._fullData[1].x;
+  return f.data[0].x.dtype === 'f4' && x.length === drawn.length && x.every((v, i) => Object.is(v, drawn[i]));
+})"""
 
 
 def wait_for(browser: Chromium, value: str, test: str):
@@ -205,17 +150,17 @@ def rect(browser: Chromium, selector: str) -> tuple[int, int, int, int]:
 
 
 @pytest.fixture(scope="module")
-def page(data_dir, tmp_path_factory):
+def page(chromium, data_dir, tmp_path_factory):
     """A walk from a real BVH with a frame label, and as its prediction the same walk 0.6 m to the side (so that
     both skeletons are visible), open in Chromium."""
-    exe = find_chromium()
     folder = tmp_path_factory.mktemp("browser")
     clip = optiq.load(data_dir / "bvh" / "cmu_02_01_bvhtodeepmimic.bvh")[0][1:]  # frame 0 is a T-pose
     half = np.where(np.arange(clip.num_frames) < clip.num_frames // 2, "first half", "second half")
     clip = clip.with_labels(frame_labels={"part": half})
     pred = clip.replace(root_translation=clip.root_translation + [0.0, 0.6, 0.0])
-    html = render_html(clip, folder / "walk.html", pred=pred, max_frames=200)
-    browser = Chromium(exe, str(folder / "profile"))
+    with pytest.warns(DecimationWarning, match="every 2nd frame of 343"):
+        html = render_html(clip, folder / "walk.html", pred=pred, max_frames=200)
+    browser = Chromium(chromium, str(folder / "profile"))
     try:
         for domain in ("Runtime", "Log", "Page", "Network"):
             browser.page(f"{domain}.enable")
@@ -242,7 +187,7 @@ def test_page_loads_offline_without_javascript_errors(page):
     assert requests and all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
 
 
-def test_screenshot_shows_the_skeleton_and_it_moves(page):
+def test_screenshot_shows_the_skeleton_and_it_moves(page, read_png):
     browser, _, folder = page
     scene = rect(browser, "#scene")
     legend = rect(browser, ".legend")
@@ -285,6 +230,6 @@ def test_play_advances_and_pause_stops(page):
     browser.click(*where["play"])
     assert wait_for(browser, SHOWN, f"value >= {start + 3} || value < {start}") != start
     browser.click(*where["pause"])
-    later = "new Promise(r => setTimeout(() => r(%s), 400))" % SHOWN.replace("gd.", f"document.getElementById({json.dumps(DIV_ID)}).")
-    settled = browser.evaluate(later)
-    assert browser.evaluate(later) == settled
+    settled = wait_for(browser, SHOWN, "true")
+    time.sleep(0.5)  # a paused animation stays where it is, however long one waits
+    assert wait_for(browser, SHOWN, "true") == settled

@@ -325,6 +325,29 @@ class Clip:
             frame_labels=dict(self.frame_labels),
         )
 
+    def with_joint_order(self, names: Sequence[str]) -> Clip:
+        """The same motion with joints listed in the order ``names`` (every joint once, the root first, parents
+        before children): rotations, local translations, offsets and end sites are permuted together."""
+        sk = self.skeleton
+        if sorted(names) != sorted(sk.names):
+            raise SkeletonMismatchError(f"clip {self.name!r}: joint order must name each of its {sk.num_joints} "
+                                        "joints once")
+        idx = np.array([sk.index(n) for n in names])
+        if idx[0] != 0:
+            raise SkeletonMismatchError(f"clip {self.name!r}: the root {sk.names[0]!r} must stay the first joint")
+        inv = np.empty_like(idx)
+        inv[idx] = np.arange(len(idx))
+        parents = np.where(sk.parents[idx] >= 0, inv[np.maximum(sk.parents[idx], 0)], -1)
+        skeleton = Skeleton(tuple(names), parents, sk.offsets[idx], {int(inv[j]): v for j, v in sk.end_sites.items()})
+        return replace(
+            self,
+            skeleton=skeleton,
+            rotations=self.rotations[:, idx],
+            local_translations=None if self.local_translations is None else self.local_translations[:, idx],
+            labels=dict(self.labels),
+            frame_labels=dict(self.frame_labels),
+        )
+
     def with_labels(self, labels: Mapping[str, str] | None = None, frame_labels: Mapping[str, np.ndarray] | None = None) -> Clip:
         """A copy with clip labels and frame labels added (existing keys replaced)."""
         return replace(

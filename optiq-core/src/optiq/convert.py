@@ -19,6 +19,7 @@ from .atomic import check_output_path
 from .clip import Clip
 from .datasets import check_topology, format_for, write_dataset
 from .errors import OptiqError
+from .skeleton import Skeleton
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,8 @@ def convert(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, options
     skipped: list[tuple[Path, str]] = []
     owner: dict[str, Path] = {}
     for path, (loaded, error) in zip(files, _load_all(files, options, jobs, progress), strict=True):
+        if error is None and clips:
+            loaded = [_same_joint_order(c, clips[0].skeleton) for c in loaded]
         if error is None:
             error = _fit_error(path, loaded, clips, owner)
         if error is not None:
@@ -158,6 +161,18 @@ def convert(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, options
         raise OptiqError(f"no clips to write: all {len(files)} input files were skipped", out)
     write_dataset(out, clips, format, velocities=velocities)
     return ConvertResult(out, clips, files, skipped)
+
+
+def _same_joint_order(clip: Clip, reference: Skeleton) -> Clip:
+    """``clip`` with its joints in the reference's order when it has the same joints listed in another order
+    (exporters do not keep one order across files); otherwise unchanged, for the topology check to judge."""
+    names = clip.skeleton.names
+    if names == reference.names or sorted(names) != sorted(reference.names) or names[0] != reference.names[0]:
+        return clip
+    try:
+        return clip.with_joint_order(reference.names)
+    except OptiqError:
+        return clip
 
 
 def _fit_error(path: Path, loaded: list[Clip], clips: list[Clip], owner: dict[str, Path]) -> str | None:

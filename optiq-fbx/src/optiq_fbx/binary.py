@@ -21,8 +21,11 @@ from optiq.errors import ParseError
 from .nodes import Node
 
 MAGIC = b"Kaydara FBX Binary  \x00"
-_SCALARS = {ord("Y"): ("<h", 2), ord("C"): ("<?", 1), ord("I"): ("<i", 4), ord("F"): ("<f", 4),
-            ord("D"): ("<d", 8), ord("L"): ("<q", 8)}
+_SCALARS = {ord(code): struct.Struct(fmt) for code, fmt in
+            (("Y", "<h"), ("C", "<?"), ("I", "<i"), ("F", "<f"), ("D", "<d"), ("L", "<q"))}
+_U32 = struct.Struct("<I")
+_ARRAY_HEAD = struct.Struct("<III")
+_S, _R = ord("S"), ord("R")
 _ARRAYS = {ord("f"): np.dtype("<f4"), ord("d"): np.dtype("<f8"), ord("l"): np.dtype("<i8"),
            ord("i"): np.dtype("<i4"), ord("b"): np.dtype("u1")}
 
@@ -34,27 +37,27 @@ def parse_binary(data: bytes, path: Path) -> tuple[int, list[Node]]:
     version = struct.unpack_from("<I", data, 23)[0]
     wide = version >= 7500
     head = struct.Struct("<QQQB" if wide else "<IIIB")
-    null_len = head.size - 1
     nodes: list[Node] = []
     pos = 27
     end = len(data)
     while True:
-        node, pos = _read_node(data, pos, end, head, null_len, path, "")
+        node, pos = _read_node(data, pos, end, head, path, "")
         if node is None:
             break
         nodes.append(node)
     return version, nodes
 
 
-def _read_node(data: bytes, pos: int, limit: int, head: struct.Struct, null_len: int, path: Path,
+def _read_node(data: bytes, pos: int, limit: int, head: struct.Struct, path: Path,
                parent: str) -> tuple[Node | None, int]:
-    """The node record at ``pos`` and the offset after it; ``(None, offset)`` for the zero record ending a list."""
+    """The node record at ``pos`` and the offset after it; ``(None, offset)`` for the zero record ending a list
+    (as long as a record header: 13 bytes, 25 from version 7500)."""
     if pos + head.size > limit:
         raise ParseError(f"truncated: node record header runs past the end of {_scope(parent)}", path,
                          f"byte {pos}")
     end_offset, n_props, props_len, name_len = head.unpack_from(data, pos)
     if end_offset == 0:
-        return None, pos + null_len
+        return None, pos + head.size
     start = pos
     pos += head.size
     name = data[pos:pos + name_len].decode("ascii", errors="replace")
@@ -72,17 +75,17 @@ def _read_node(data: bytes, pos: int, limit: int, head: struct.Struct, null_len:
             raise ParseError(f"node {node_path!r}: property {k} runs past the property block", path, f"byte {pos}")
         code = data[pos]
         pos += 1
-        if code in _SCALARS:
-            fmt, size = _SCALARS[code]
-            props.append(struct.unpack_from(fmt, data, pos)[0])
-            pos += size
-        elif code in (ord("S"), ord("R")):
-            n = struct.unpack_from("<I", data, pos)[0]
+        if code == _S or code == _R:  # strings are the most common property: tested first
+            n = _U32.unpack_from(data, pos)[0]
             raw = data[pos + 4:pos + 4 + n]
             pos += 4 + n
-            props.append(raw.decode("utf-8", errors="replace") if code == ord("S") else bytes(raw))
+            props.append(raw.decode("utf-8", errors="replace") if code == _S else raw)
+        elif code in _SCALARS:
+            scalar = _SCALARS[code]
+            props.append(scalar.unpack_from(data, pos)[0])
+            pos += scalar.size
         elif code in _ARRAYS:
-            count, encoding, size = struct.unpack_from("<III", data, pos)
+            count, encoding, size = _ARRAY_HEAD.unpack_from(data, pos)
             pos += 12
             props.append(_decode_array(data, pos, count, encoding, size, _ARRAYS[code], path, f"byte {pos - 13}",
                                        node_path))
@@ -97,7 +100,7 @@ def _read_node(data: bytes, pos: int, limit: int, head: struct.Struct, null_len:
     pos = props_end
     if pos < end_offset:
         while True:
-            child, pos = _read_node(data, pos, end_offset, head, null_len, path, node_path)
+            child, pos = _read_node(data, pos, end_offset, head, path, node_path)
             if child is None:
                 break
             node.children.append(child)

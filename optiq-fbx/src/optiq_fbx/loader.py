@@ -24,7 +24,7 @@ from . import curves
 from .ascii import is_ascii_fbx, parse_ascii
 from .binary import MAGIC, parse_binary
 from .scene import Scene
-from .transforms import TRANSFORM_PROPS, local_matrices, world_matrices
+from .transforms import TRANSFORM_PROPS, local_transforms, world_transforms
 
 # FBX TimeMode enum -> frames per second (0 = the application default, read as CustomFrameRate or 24; 14 = custom).
 TIME_MODES = {1: 120.0, 2: 100.0, 3: 60.0, 4: 50.0, 5: 48.0, 6: 30.0, 7: 30.0, 8: 30000 / 1001, 9: 30000 / 1001,
@@ -86,7 +86,8 @@ def file_fps(settings: dict) -> float:
 
 
 class _Animation:
-    """Curve lookup for one stack: (model id, property) -> list of (layer weight, mode, [3] values or curves)."""
+    """Curve lookup for one stack: (model id, property) -> list of (layer weight, additive, [3] components, each a
+    number or the index of a curve in ``curves``)."""
 
     def __init__(self, scene: Scene, stack_id: int):
         self.scene = scene
@@ -95,6 +96,7 @@ class _Animation:
         for child, parent, prop in scene.op:
             op_parent.setdefault(child, []).append((parent, prop))
             op_child.setdefault(parent, []).append((child, prop))
+        self.curves: list[curves.Curve] = []
         self.channels: dict[tuple[int, str], list[tuple[float, bool, list]]] = {}
         layers = scene.children_of(stack_id, "AnimationLayer")
         for k, layer in enumerate(layers):
@@ -111,34 +113,44 @@ class _Animation:
                     default = float(cn.props.get(f"d|{axis}", 0.0))
                     curve_obj = next((scene.objects.get(c) for c, p in op_child.get(cn.id, []) if p == f"d|{axis}"
                                       and c in scene.objects), None)
-                    comps.append(default if curve_obj is None else self._curve(curve_obj))
+                    if curve_obj is None:
+                        comps.append(default)
+                    else:
+                        comps.append(len(self.curves))
+                        self.curves.append(self._curve(curve_obj))
                 for target in targets:
                     self.channels.setdefault(target, []).append((weight, additive, comps))
 
     def _curve(self, obj) -> curves.Curve:
         n = obj.node
+        arrays = {c.name: np.asarray(c.props[0]) for c in reversed(n.children) if c.props}
         try:
-            return curves.make_curve(n.array("KeyTime") if n.find("KeyTime") else np.empty(0, np.int64),
-                                     n.array("KeyValueFloat") if n.find("KeyValueFloat") else np.empty(0),
-                                     n.array("KeyAttrFlags"), n.array("KeyAttrDataFloat"), n.array("KeyAttrRefCount"))
+            return curves.make_curve(arrays.get("KeyTime", np.empty(0, np.int64)),
+                                     arrays.get("KeyValueFloat", np.empty(0)), arrays.get("KeyAttrFlags"),
+                                     arrays.get("KeyAttrDataFloat"), arrays.get("KeyAttrRefCount"))
         except ValueError as exc:
             raise ParseError(f"animation curve {obj.id}: {exc}", self.scene.path, n.where) from None
 
     def key_range(self) -> tuple[float, float] | None:
-        times = [c.times for ch in self.channels.values() for _, _, comps in ch for c in comps
-                 if isinstance(c, curves.Curve) and len(c.times)]
+        times = [c.times for c in self.curves if len(c.times)]
         if not times:
             return None
         return min(float(t[0]) for t in times), max(float(t[-1]) for t in times)
 
-    def value(self, model: int, prop: str, static: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """``[T, 3]`` value of ``prop`` of ``model`` at times ``t``: the static value blended with every layer."""
-        out = np.broadcast_to(static, (len(t), 3)).copy()
-        for weight, additive, comps in self.channels.get((model, prop), []):
-            layer = np.stack([curves.evaluate(c, t) if isinstance(c, curves.Curve) else np.full(len(t), c)
-                              for c in comps], axis=1)
-            out = out + weight * layer if additive else out + weight * (layer - out)
-        return out
+    def fill(self, values: dict[str, np.ndarray], rows: dict[int, int], t: np.ndarray) -> None:
+        """Blend every layer into ``values`` (property -> ``[3, N, T]`` holding the static values) for the models
+        of ``rows`` (model id -> row), evaluating all curves at times ``t`` at once."""
+        used = [(key, ch) for key, ch in self.channels.items() if key[0] in rows]
+        table = curves.evaluate_many(self.curves, t)
+        for (model, prop), layers in used:
+            out = values[prop][:, rows[model]]
+            for weight, additive, comps in layers:
+                layer = np.stack([table[c] if isinstance(c, int) else np.full(len(t), c) for c in comps])
+                if additive:
+                    out = out + weight * layer
+                else:  # an override layer at full weight replaces the value exactly
+                    out = layer if weight == 1.0 else out + weight * (layer - out)
+            values[prop][:, rows[model]] = out
 
 
 def _vec(props: dict, name: str, default: tuple = (0.0, 0.0, 0.0)) -> np.ndarray:
@@ -147,69 +159,73 @@ def _vec(props: dict, name: str, default: tuple = (0.0, 0.0, 0.0)) -> np.ndarray
     return np.asarray(v if isinstance(v, tuple) else (v, v, v), dtype=np.float64)[:3]
 
 
-def _world(scene: Scene, ids: list[int], anim: _Animation | None, t: np.ndarray) -> dict[int, np.ndarray]:
-    """World matrices ``{model: [T, 4, 4]}`` of models ``ids`` (parents listed before children) at times ``t``."""
+def _world(scene: Scene, ids: list[int], anim: _Animation | None, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World transforms of models ``ids`` (parents listed before children) at times ``t``: linear parts
+    ``[3, 3, N, T]`` and translations ``[3, N, T]`` (file units and axes)."""
+    rows = {m: k for k, m in enumerate(ids)}
     values = {}
     for prop, default in _LCL.items():
-        static = [_vec(scene.objects[m].props, prop, default) for m in ids]
-        values[prop] = np.stack([anim.value(m, prop, v, t) if anim is not None else np.broadcast_to(v, (len(t), 3))
-                                 for m, v in zip(ids, static, strict=True)])
+        static = np.stack([_vec(scene.objects[m].props, prop, default) for m in ids], axis=1)  # [3, N]
+        values[prop] = np.repeat(static[:, :, None], len(t), axis=2)
+    if anim is not None:
+        anim.fill(values, rows, t)
     order = np.array([int(scene.objects[m].props.get("RotationOrder", 0)) for m in ids])
     extra = np.array([[_vec(scene.objects[m].props, name) for name in TRANSFORM_PROPS] for m in ids])
-    local = local_matrices(values["Lcl Translation"], values["Lcl Rotation"], values["Lcl Scaling"], order, extra)
-    world: dict[int, np.ndarray] = {}
-    row = {m: k for k, m in enumerate(ids)}
-    for k, m in enumerate(ids):
-        parent = scene.model_parent.get(m)
-        parent_scale = values["Lcl Scaling"][row[parent]] if parent in row else None
-        world[m] = world_matrices(world.get(parent), local[k], int(scene.objects[m].props.get("InheritType", 0)),
-                                  parent_scale)
-    return world
+    lin, pos = local_transforms(values["Lcl Translation"], values["Lcl Rotation"], values["Lcl Scaling"], order,
+                                extra)
+    parents = np.array([rows.get(scene.model_parent.get(m), -1) for m in ids])
+    inherit = np.array([int(scene.objects[m].props.get("InheritType", 0)) for m in ids])
+    return world_transforms(lin, pos, parents, inherit, values["Lcl Scaling"])
 
 
-def _converted(world: np.ndarray, conv: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Positions ``[..., 3]`` (metres, optiq axes) and rotations ``[..., 4]`` wxyz of world matrices
-    ``[..., 4, 4]`` taken to optiq's axes (``conv @ M @ conv^T``), the rotation being the linear part with its
-    column scales divided out."""
-    pos = world[..., :3, 3] @ conv.T * scale
-    lin = world[..., :3, :3]
-    norms = np.sqrt(np.einsum("...ij,...ij->...j", lin, lin))[..., None, :]
-    q = _matrix_to_quat(lin / np.where(norms == 0.0, 1.0, norms))
+def _converted(lin: np.ndarray, pos: np.ndarray, conv: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``[3, ...]`` (metres, optiq axes) and rotations ``[4, ...]`` wxyz of world transforms (linear
+    parts ``[3, 3, ...]``, translations ``[3, ...]``) taken to optiq's axes (``conv @ M @ conv^T``), the rotation
+    being the linear part with its column scales divided out."""
+    pos = _apply(conv * scale, pos)
+    norms = np.sqrt(lin[0] * lin[0] + lin[1] * lin[1] + lin[2] * lin[2])
+    q = _matrix_to_quat(lin * (1.0 / np.where(norms == 0.0, 1.0, norms))[None])
     # The rotation part of conv @ R @ conv^T equals P @ R @ P^T with the proper rotation P = det(conv) * conv
     # (a reflection's sign cancels), whose quaternion is (w, P v).
-    proper = conv * np.sign(np.linalg.det(conv))
-    q[..., 1:] = q[..., 1:] @ proper.T
+    q[1:] = _apply(conv * np.sign(np.linalg.det(conv)), q[1:])
     return pos, q
 
 
+def _apply(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``m`` ``[3, 3]`` times vectors ``v`` ``[3, ...]``, skipping zero entries (axis conversions are signed
+    permutations: one product per component)."""
+    return np.stack([sum((m[i, j] * v[j] for j in range(3) if m[i, j] != 0.0), np.zeros(v.shape[1:]))
+                     for i in range(3)])
+
+
 def _matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    """Unit quaternions ``[..., 4]`` wxyz of rotation matrices ``[..., 3, 3]`` (Shepperd's method: each matrix
-    uses the largest of the four ``|q_i|`` candidates, which keeps the division well conditioned)."""
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    trace = m00 + m11 + m22
-    cand = np.stack([trace, m00, m11, m22], axis=-1)
-    best = np.argmax(cand, axis=-1)
-    q = np.empty(m.shape[:-2] + (4,))
-    # w largest
-    r = np.sqrt(np.maximum(1.0 + trace, 0.0))
-    qw = np.stack([0.5 * r, (m[..., 2, 1] - m[..., 1, 2]), (m[..., 0, 2] - m[..., 2, 0]),
-                   (m[..., 1, 0] - m[..., 0, 1])], axis=-1)
-    qw[..., 1:] *= (0.5 / np.where(r == 0, 1.0, r))[..., None]
-    # x largest
-    r = np.sqrt(np.maximum(1.0 + m00 - m11 - m22, 0.0))
-    f = (0.5 / np.where(r == 0, 1.0, r))
-    qx = np.stack([(m[..., 2, 1] - m[..., 1, 2]) * f, 0.5 * r, (m[..., 0, 1] + m[..., 1, 0]) * f,
-                   (m[..., 0, 2] + m[..., 2, 0]) * f], axis=-1)
-    r = np.sqrt(np.maximum(1.0 - m00 + m11 - m22, 0.0))
-    f = (0.5 / np.where(r == 0, 1.0, r))
-    qy = np.stack([(m[..., 0, 2] - m[..., 2, 0]) * f, (m[..., 0, 1] + m[..., 1, 0]) * f, 0.5 * r,
-                   (m[..., 1, 2] + m[..., 2, 1]) * f], axis=-1)
-    r = np.sqrt(np.maximum(1.0 - m00 - m11 + m22, 0.0))
-    f = (0.5 / np.where(r == 0, 1.0, r))
-    qz = np.stack([(m[..., 1, 0] - m[..., 0, 1]) * f, (m[..., 0, 2] + m[..., 2, 0]) * f,
-                   (m[..., 1, 2] + m[..., 2, 1]) * f, 0.5 * r], axis=-1)
-    q = np.choose(best[..., None], [qw, qx, qy, qz])
-    return quat.normalize(q)
+    """Unit quaternions ``[4, ...]`` wxyz of rotation matrices ``[3, 3, ...]`` (Shepperd's method: the rows of
+    the outer product ``4 q q^T`` are all proportional to q; each matrix uses the row of the largest ``|q_i|``,
+    which keeps the normalisation well conditioned)."""
+    m00, m11, m22 = m[0, 0], m[1, 1], m[2, 2]
+    wx, wy, wz = m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]
+    xy, xz, yz = m[0, 1] + m[1, 0], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1]
+    diag = np.stack([1.0 + m00 + m11 + m22, 1.0 + m00 - m11 - m22, 1.0 - m00 + m11 - m22, 1.0 - m00 - m11 + m22])
+    rows = np.array([[diag[0], wx, wy, wz], [wx, diag[1], xy, xz], [wy, xy, diag[2], yz], [wz, xz, yz, diag[3]]])
+    q = np.take_along_axis(rows, np.argmax(diag, axis=0)[None, None], axis=0)[0]
+    return q / np.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])[None]
+
+
+def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton products ``[4, ...]`` of wxyz quaternions ``[4, ...]`` (components first)."""
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw])
+
+
+def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Vectors ``[3, ...]`` rotated by the inverse of unit quaternions ``[4, ...]`` (components first)."""
+    w, u = q[0], -q[1:]
+    cross = np.stack([u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]])
+    cross2 = np.stack([u[1] * cross[2] - u[2] * cross[1], u[2] * cross[0] - u[0] * cross[2],
+                       u[0] * cross[1] - u[1] * cross[0]])
+    return v + 2.0 * (w * cross + cross2)
 
 
 def load_fbx(path: str | os.PathLike, *, stack: str | None = None, fps: float | None = None,
@@ -248,8 +264,10 @@ def load_fbx(path: str | os.PathLike, *, stack: str | None = None, fps: float | 
     if not np.isfinite(rate) or rate <= 0:
         raise ParseError(f"frame rate must be positive, got {rate}", path, "GlobalSettings TimeMode")
 
-    rest_world = _world(scene, ids, None, np.zeros(1))
-    rest_pos, rest_rot = _converted(np.stack([rest_world[m][0] for m in joints]), conv, scale)
+    n_above = len(above)
+    rest_lin, rest_trans = _world(scene, ids, None, np.zeros(1))
+    rest_pos, rest_rot = _converted(rest_lin[:, :, n_above:, 0], rest_trans[:, n_above:, 0], conv, scale)
+    rest_pos = rest_pos.T
     offsets = rest_pos.copy()
     offsets[1:] -= rest_pos[parents[1:]]
     skeleton = Skeleton(tuple(names), parents, offsets)
@@ -270,8 +288,9 @@ def load_fbx(path: str | os.PathLike, *, stack: str | None = None, fps: float | 
         if not any(m in joint_set for m, _ in anim.channels):
             continue
         times = _sample_times(st, anim, rate)
-        world = _world(scene, ids, anim, times)
-        clips.append(_clip(world, joints, parents, rest_rot, skeleton, conv, scale, rate, st.name,
+        lin, trans = _world(scene, ids, anim, times)
+        pos, rot = _converted(lin[:, :, n_above:], trans[:, n_above:], conv, scale)
+        clips.append(_clip(pos, rot, parents, rest_rot, skeleton, rate, st.name,
                            {**labels, "stack": st.name}))
     if clips:
         return clips
@@ -310,23 +329,30 @@ def _sample_times(st, anim: _Animation, rate: float) -> np.ndarray:
     return t0 + np.arange(n) / rate
 
 
-def _clip(world: dict[int, np.ndarray], joints: list[int], parents: np.ndarray, rest_rot: np.ndarray,
-          skeleton: Skeleton, conv: np.ndarray, scale: float, rate: float, name: str, labels: dict) -> Clip:
-    mats = np.stack([world[m] for m in joints], axis=1)  # [T, J, 4, 4]
-    pos, rot = _converted(mats, conv, scale)
+def _clip(pos: np.ndarray, rot: np.ndarray, parents: np.ndarray, rest_rot: np.ndarray, skeleton: Skeleton,
+          rate: float, name: str, labels: dict) -> Clip:
+    """The folded Clip of world joint positions ``[3, J, T]`` (metres) and rotations ``[4, J, T]`` (optiq axes),
+    given the rest world rotations ``[4, J]``."""
     # Folded: a joint's world rotation relative to its rest world rotation.
-    wq = quat.normalize(quat.qmul(rot, quat.conj(rest_rot)[None]))
-    local = wq.copy()
-    local[:, 1:] = quat.qmul(quat.conj(wq[:, parents[1:]]), wq[:, 1:])
-    trans = quat.rotate(quat.conj(wq[:, parents[1:]]), pos[:, 1:] - pos[:, parents[1:]])
-    extent = float(np.ptp(pos.reshape(-1, 3), axis=0).max()) or 1.0
+    # Products of unit quaternions stay unit to rounding: no renormalisation needed.
+    conj_rest = rest_rot * np.array([1.0, -1.0, -1.0, -1.0])[:, None]
+    wq = _qmul(rot, conj_rest[..., None])
+    local = np.empty_like(wq)
+    local[:, 0] = wq[:, 0]
+    wp = wq[:, parents[1:]]
+    local[:, 1:] = _qmul(wp * np.array([1.0, -1.0, -1.0, -1.0])[:, None, None], wq[:, 1:])
+    # Consecutive frames in one hemisphere (what quat.make_continuous does, in this layout).
+    flips = np.cumprod(np.where(np.einsum("ijt,ijt->jt", local[:, :, 1:], local[:, :, :-1]) < 0, -1.0, 1.0), axis=1)
+    local[:, :, 1:] *= flips[None]
+    trans = _rotate_inverse(wp, pos[:, 1:] - pos[:, parents[1:]])
+    extent = float((pos.max(axis=(1, 2)) - pos.min(axis=(1, 2))).max()) or 1.0
     local_translations = None
     # Translations that vary by less than 1e-6 of the motion's extent are float32 noise of animated Lcl
     # Translation curves (Blender keys every bone's translation): the rigid skeleton then reproduces the world
     # positions within that bound, far inside the 1e-5 the tests demand.
-    if trans.size and np.abs(trans - skeleton.offsets[None, 1:]).max() > 1e-6 * extent:
-        local_translations = np.empty_like(pos)
-        local_translations[:, 0] = pos[:, 0]
-        local_translations[:, 1:] = trans
-    return Clip(skeleton, rate, pos[:, 0], quat.make_continuous(local), local_translations, name=name,
-                labels=labels)
+    if trans.size and np.abs(trans - skeleton.offsets[1:].T[..., None]).max() > 1e-6 * extent:
+        local_translations = np.empty((pos.shape[2], pos.shape[1], 3))
+        local_translations[:, 0] = pos[:, 0].T
+        local_translations[:, 1:] = trans.transpose(2, 1, 0)
+    return Clip(skeleton, rate, pos[:, 0].T.copy(), np.ascontiguousarray(local.transpose(2, 1, 0)),
+                local_translations, name=name, labels=labels)

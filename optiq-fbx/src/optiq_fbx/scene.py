@@ -16,6 +16,7 @@ models that are neither cameras nor lights.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,7 +128,8 @@ class Scene:
                 and self.objects[c].cls == cls]
 
     def skeleton_models(self) -> list[int]:
-        """Model ids of the chosen skeleton, parents before children (see the module docstring)."""
+        """Model ids of the chosen skeleton, parents before children, in file order where possible (see
+        :meth:`_tree`)."""
         models = [o for o in self.objects.values() if o.cls == "Model"]
         bones = {o.id for o in models if o.sub in BONE_TYPES}
         if bones:
@@ -167,15 +169,29 @@ class Scene:
         return False
 
     def _tree(self, root: int, members: set[int]) -> list[int]:
+        """The models of ``members`` under ``root`` (itself included) in the file's Model order when that lists
+        every parent before its children (so files optiq writes keep their joint order), else in the stable
+        parents-first order closest to it: the earliest model in the file whose parent is already listed."""
         kids: dict[int, list[int]] = {}
         for child, parent in self.oo:
             if child in members and self.model_parent.get(child) == parent and child != root:
                 kids.setdefault(parent, []).append(child)
-        out, stack = [], [root]
+        tree, stack = [], [root]
         while stack:
             n = stack.pop()
+            tree.append(n)
+            stack.extend(kids.get(n, []))
+        rank = {m: k for k, m in enumerate(o.id for o in self.objects.values() if o.cls == "Model")}
+        by_file = sorted(tree, key=rank.__getitem__)
+        position = {m: k for k, m in enumerate(by_file)}
+        if by_file[0] == root and all(position[self.model_parent[m]] < position[m] for m in by_file[1:]):
+            return by_file
+        out, ready = [], [(rank[root], root)]
+        while ready:
+            _, n = heapq.heappop(ready)
             out.append(n)
-            stack.extend(reversed(kids.get(n, [])))
+            for c in kids.get(n, []):
+                heapq.heappush(ready, (rank[c], c))
         return out
 
     def ancestors(self, model: int) -> list[int]:

@@ -24,7 +24,7 @@ import os
 import numpy as np
 from optiq import quat
 from optiq.atomic import atomic_path, check_output_path
-from optiq.axes import LENGTH_UNITS, axis_matrix
+from optiq.axes import axis_matrix, length_scale
 from optiq.clip import Clip
 from optiq.errors import OptiqError
 
@@ -56,17 +56,14 @@ def _time_mode(fps: float) -> int:
 
 
 def _unit_scale(unit: str | float, path) -> float:
-    """Metres per file unit."""
-    if isinstance(unit, int | float):
-        scale = float(unit)
-    elif unit in LENGTH_UNITS:
-        scale = LENGTH_UNITS[unit]
-    else:
-        try:
-            scale = float(unit)
-        except ValueError:
-            raise OptiqError(f"unknown length unit {unit!r}; expected one of {', '.join(LENGTH_UNITS)} "
-                             "or metres per unit", path) from None
+    """Metres per file unit of ``unit``: a LENGTH_UNITS name, a number of metres per unit, or the label
+    :func:`optiq.axes.length_scale` gives a number (``"0.0564444444444 m"``, a clip's ``length_unit``)."""
+    if isinstance(unit, str) and unit.strip().lower() == "auto":
+        raise OptiqError("FBX length unit 'auto' names no unit; pass a unit name or metres per unit", path)
+    try:
+        scale, _ = length_scale(unit)
+    except ValueError as exc:
+        raise OptiqError(str(exc), path) from None
     if not np.isfinite(scale) or scale <= 0:
         raise OptiqError(f"length unit must be positive, got {unit!r}", path)
     return scale

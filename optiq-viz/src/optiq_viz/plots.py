@@ -314,8 +314,10 @@ def render_plots(source: Clip | Mapping[str, Any] | str | os.PathLike, out: str 
     if isinstance(source, Clip):
         if joints:
             fig = plot_joint_angles(source, list(joints), kind=kind, order=order)
-        else:
+        elif source.frame_labels:
             fig = plot_label_timeline([source])
+        else:
+            raise OptiqError(f"clip {source.name!r} has no frame labels to plot; name joints for angle curves")
     elif isinstance(source, Mapping):
         fig = plot_errors(source)
     else:

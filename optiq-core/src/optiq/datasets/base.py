@@ -158,6 +158,9 @@ class DatasetWriter:
         stored: arrays to store as given instead of computing them (velocities copied from another dataset).
         """
         _check_name(clip.name, self.clips, str(self.path))
+        if clip.num_frames == 0:
+            raise DatasetError(f"clip {clip.name!r} has no frames; a dataset holds clips of at least one frame",
+                               self.path)
         check_topology(clip.skeleton, self.skeleton, f"clip {clip.name!r}", clip.labels.get("source"))
         undeclared = sorted(set(clip.frame_labels) - set(self.frame_label_dtypes))
         if undeclared:
