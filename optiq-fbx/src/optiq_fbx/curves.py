@@ -7,8 +7,8 @@ the segment, velocities). A segment
 from key k to k+1 takes key k's interpolation: constant (key k's value, or key k+1's with the "constant next"
 flag), linear, or cubic: a 2-D Bezier in (time, value) whose inner control points lie at a fraction ``w`` of the
 segment along the tangents (``w`` = 1/3 unless the key is weighted). Before the first and after the last key the
-curve is constant. Every sample is evaluated with ``np.searchsorted``: no loop over frames, and the curves of a
-file are evaluated together (:func:`evaluate_many`).
+curve is constant. No loop over frames: the curves of a stack are evaluated at all sample times together
+(:func:`evaluate_many`).
 """
 
 from __future__ import annotations
@@ -90,11 +90,6 @@ def _attributes(flags: bytes, data: bytes) -> tuple[np.ndarray, np.ndarray, np.n
     for a in (slopes, weights):
         a.flags.writeable = False
     return flag, slopes, weights
-
-
-def evaluate(curve: Curve, t: np.ndarray) -> np.ndarray:
-    """Values ``[S]`` of ``curve`` at times ``t`` ``[S]`` (seconds)."""
-    return evaluate_many([curve], t)[0]
 
 
 def is_constant(curve: Curve) -> bool:

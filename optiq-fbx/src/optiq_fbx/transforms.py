@@ -105,11 +105,11 @@ def world_transforms(lin: np.ndarray, pos: np.ndarray, parents: np.ndarray, inhe
     for k, p in enumerate(parents):
         depth[k] = depth[p] + 1 if p >= 0 else 0
     w_lin, w_pos = lin.copy(), pos.copy()
+    scaled = (inherit == 0) | (inherit == 2)  # the other values, 1 (RSrs) included, are a plain product
     for d in range(1, int(depth.max(initial=0)) + 1):
-        level = np.flatnonzero(depth == d)
+        at_depth = depth == d
         for plain in (True, False):
-            sel = level[(inherit[level] == 1) | ~np.isin(inherit[level], (0, 2))] if plain else \
-                level[np.isin(inherit[level], (0, 2))]
+            sel = np.flatnonzero(at_depth & (scaled != plain))
             if not len(sel):
                 continue
             p = parents[sel]
