@@ -34,7 +34,9 @@ optiq data info "$OUT/cmu.h5"
 optiq data export "$OUT/cmu_labeled.parquet" --clip cmu_02_01_bvhtodeepmimic --out "$OUT/cmu_02_01.json"
 # FBX (optiq-fbx): every animation stack of a file is a clip; export back to FBX.
 optiq data info "$DATA/fbx/01_01_cmu.fbx"
-optiq data convert --in "$DATA/fbx/07_01_cmu.fbx" "$DATA/fbx/08_02_cmu.fbx" --out "$OUT/cmu_fbx_walks.parquet" --unit cmu
+# These exports declare centimetres but hold CMU units (a 30 m person as declared): --scale makes them 1.7 m.
+optiq data convert --in "$DATA/fbx/07_01_cmu.fbx" "$DATA/fbx/08_02_cmu.fbx" --out "$OUT/cmu_fbx_walks.parquet" \
+  --scale 0.0564444
 optiq data export "$OUT/cmu_labeled.parquet" --clip cmu_02_01_bvhtodeepmimic --out "$OUT/cmu_02_01.fbx"
 # Look at it (optiq-viz): an interactive HTML page and a frame-exact MP4 of a real clip.
 optiq viz plotly --dataset "$OUT/cmu_labeled.parquet" --clip cmu_02_01_bvhtodeepmimic --clip cmu_12_01_walk_pybvh \

@@ -219,3 +219,18 @@ def test_convert_reorders_joints_listed_in_another_order(data_dir, tmp_path):
         a, b = ds.read_clip(clip.name), ds.read_clip("swapped")
     assert a.skeleton.names == b.skeleton.names == tuple(names)
     np.testing.assert_allclose(b.world_positions(), a.world_positions(), atol=1e-4)
+
+
+def test_convert_scale_multiplies_every_length(data_dir, tmp_path):
+    """--scale multiplies offsets, root and world positions; rotations are unchanged."""
+    src = data_dir / "bvh" / "sfu_0005_Walking001.bvh"
+    clip = optiq.load_clip(src)
+    out = tmp_path / "half.h5"
+    result = run("data", "convert", "--in", src, "--out", out, "--scale", "0.5")
+    assert result.exit_code == 0, result.output
+    with optiq.open_dataset(out) as ds:
+        half = ds.read_clip(clip.name)
+    np.testing.assert_allclose(half.world_positions(), 0.5 * clip.world_positions(), atol=1e-5)
+    np.testing.assert_allclose(np.abs(np.sum(half.rotations * clip.rotations, axis=-1)), 1.0, atol=1e-6)
+    bad = run("data", "convert", "--in", src, "--out", tmp_path / "x.h5", "--scale", "0")
+    assert bad.exit_code == 2 and not (tmp_path / "x.h5").exists()

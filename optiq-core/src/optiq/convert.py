@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .atomic import check_output_path
 from .clip import Clip
 from .datasets import check_topology, format_for, write_dataset
@@ -24,10 +26,13 @@ from .skeleton import Skeleton
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    """What happens to every clip: loader options, then smoothing (Hz), then resampling (fps), then labels."""
+    """What happens to every clip: loader options, then scaling, then smoothing (Hz), then resampling (fps), then
+    labels. scale multiplies every length after loading (for files whose declared unit is wrong, such as the CMU
+    FBX exports that hold CMU units: scale 0.0564444)."""
 
     loader: str | None = None
     unit: str | None = None
+    scale: float | None = None
     drop_tpose: bool = False
     smooth: float | None = None
     fps: float | None = None
@@ -105,6 +110,8 @@ def load_file(path: Path, options: ConvertOptions) -> list[Clip]:
     clips = load(path, options.loader, **loader_options)
     out = []
     for clip in clips:
+        if options.scale is not None and options.scale != 1.0:
+            clip = clip.transformed(np.eye(3), options.scale)
         if options.smooth:
             clip = clip.smooth(options.smooth)
         if options.fps:

@@ -36,19 +36,21 @@ def _parse_labels(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--drop-tpose", is_flag=True, help="Drop a leading T-pose frame (CMU MotionBuilder BVH).")
 @click.option("--loader", help="Loader name or module:attr (default: by suffix and content).")
 @click.option("--unit", help="Length unit of the files: m, cm, mm, inch, cmu or metres per unit (default: auto).")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True),
+              help="Multiply every length after loading (e.g. 0.0564444 for the CMU FBX files, which hold CMU units).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Clip label for every clip.")
 @click.option("--skip-bad", is_flag=True, help="Report bad files and convert the rest (default: stop at the first).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: one per CPU).")
 @click.pass_context
 def convert_cmd(ctx: click.Context, inputs, more_inputs, out, fps, compute_velocities, smooth, drop_tpose, loader,
-                unit, labels, skip_bad, jobs) -> None:
+                unit, scale, labels, skip_bad, jobs) -> None:
     """Convert motion files into one dataset (one skeleton topology)."""
     from ..convert import ConvertOptions, convert
 
     paths = list(inputs) + list(more_inputs)
     if not paths:
         raise OptiqError("no input: give motion files, folders or patterns with --in")
-    options = ConvertOptions(loader=loader, unit=unit, drop_tpose=drop_tpose, smooth=smooth, fps=fps,
+    options = ConvertOptions(loader=loader, unit=unit, scale=scale, drop_tpose=drop_tpose, smooth=smooth, fps=fps,
                              labels=_parse_labels(labels))
 
     def on_skip(path: Path, message: str) -> None:
