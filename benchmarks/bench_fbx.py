@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from table import print_rows
 
 FILE = "fbx/01_01_cmu.fbx"
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     args = parser.parse_args(argv)
     rows = run(quick=args.quick)
-    width = max(len(r["name"]) for r in rows)
-    print(f"FBX load: {FILE} ({'quick' if args.quick else 'median of repeats'})")
-    print(f"{'measurement':<{width}}  {'value':>10}  {'unit':<9} ratio")
-    for r in rows:
-        print(f"{r['name']:<{width}}  {r['value']:>10}  {r['unit']:<9} {r['ratio']} (vs {r['vs']})")
+    print_rows(f"FBX load: {FILE} ({'quick' if args.quick else 'median of repeats'})", rows)
     by_name = {r["name"]: r for r in rows}
     load_ratio = by_name["optiq load_fbx -> Clip"]["ratio"]
     speedup = by_name["speed-up: optiq load vs ufbx end-to-end extraction"]["value"]

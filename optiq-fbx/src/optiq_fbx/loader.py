@@ -18,6 +18,7 @@ from optiq import quat
 from optiq.axes import length_scale
 from optiq.clip import Clip
 from optiq.errors import ParseError
+from optiq.loaders.common import read_bytes
 from optiq.skeleton import Skeleton
 
 from . import curves
@@ -42,12 +43,7 @@ def sniff_fbx(path: Path, head: bytes) -> bool:
 def read_scene(path: str | os.PathLike) -> tuple[int, Scene]:
     """The FBX version and :class:`Scene` of ``path``; ParseError for unreadable or malformed files."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror}", path) from None
-    if not data.strip():
-        raise ParseError("file is empty", path)
+    data = read_bytes(path)
     if data.startswith(b"Kaydara"):
         version, top = parse_binary(data, path)
     elif is_ascii_fbx(data[:4096]):

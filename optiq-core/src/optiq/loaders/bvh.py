@@ -21,7 +21,7 @@ from ..axes import axis_matrix, guess_up_axis, length_scale
 from ..clip import Clip
 from ..errors import ParseError
 from ..skeleton import Skeleton
-from .common import snap_fps
+from .common import read_bytes, snap_fps
 
 _CHANNELS = {"xposition", "yposition", "zposition", "xrotation", "yrotation", "zrotation"}
 
@@ -160,12 +160,7 @@ def load_bvh(path: str | os.PathLike, *, unit: str | float = "auto", up: str = "
     (CMU "MotionBuilder-friendly" files).
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror}", path) from None
-    if not data.strip():
-        raise ParseError("file is empty", path)
+    data = read_bytes(path)
     if b"\n" not in data:
         data = data.replace(b"\r", b"\n")  # classic Mac line ends
     # The hierarchy and the MOTION header are small: parse them line by line; the frames in one vectorised pass.

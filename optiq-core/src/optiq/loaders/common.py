@@ -21,6 +21,17 @@ def read_text(path: Path, what: str = "file", *, allow_empty: bool = False) -> s
     return text
 
 
+def read_bytes(path: Path, what: str = "file") -> bytes:
+    """The file's bytes; ParseError when it cannot be read or holds only whitespace."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ParseError(f"cannot read {what}: {exc.strerror}", path) from None
+    if not data.strip():
+        raise ParseError(f"{what} is empty", path)
+    return data
+
+
 def snap_fps(rate: float) -> float:
     """The frame rate a file meant, from one it states rounded (a printed frame time or dt).
 
