@@ -151,3 +151,15 @@ def test_end_of_list_record_is_one_header_long(tmp_path, data_dir):
             break
         pos = after
     assert after - pos == 13 and data[pos:after] == bytes(13)
+
+
+def test_auto_unit_is_the_declared_unit(data_dir):
+    """``unit="auto"`` (what the other loaders and ``optiq data convert --unit auto`` mean by "guess the unit") is
+    the unit the FBX declares, not metres."""
+    path = data_dir / "fbx" / "assimp_huesitos.fbx"
+    (declared,) = load_fbx(path)
+    (auto,) = load_fbx(path, unit="auto")
+    (metres,) = load_fbx(path, unit="m")
+    np.testing.assert_array_equal(auto.world_positions(), declared.world_positions())
+    assert auto.labels["length_unit"] == declared.labels["length_unit"] == "0.01 m"
+    assert np.abs(metres.world_positions()).max() > 50 * np.abs(declared.world_positions()).max()

@@ -3,6 +3,7 @@ parser written here, independent of ffmpeg) and from ffmpeg decoding the file; p
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import subprocess
@@ -215,11 +216,15 @@ def test_bad_input_exits_2_with_one_line_and_no_file(cmu_files, data_dir, tmp_pa
 
 
 def test_failing_ffmpeg_leaves_nothing(cmu, tmp_path):
+    """No file, and no open pipe to the dead ffmpeg (the traceback held in ``info`` keeps the Popen alive)."""
     out = tmp_path / "x.mp4"
+    fds = set(os.listdir("/proc/self/fd"))
     with pytest.raises(optiq.OptiqError, match="ffmpeg failed") as info:
-        render_video(cmu[:5], out, size=SMALL, crf=-5)  # libx264's crf option starts at -1
+        # 40 MB of frames: ffmpeg exits before reading them all, so the pipe breaks.
+        render_video(cmu[:45], out, size=(640, 480), crf=-5)  # libx264's crf option starts at -1
     assert str(info.value).startswith(f"{out}: ffmpeg failed (exit status ")
     assert list(tmp_path.iterdir()) == []
+    assert set(os.listdir("/proc/self/fd")) <= fds
 
 
 def test_segment_coverage_matches_its_area():

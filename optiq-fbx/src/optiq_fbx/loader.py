@@ -232,9 +232,9 @@ def load_fbx(path: str | os.PathLike, *, stack: str | None = None, fps: float | 
     file's TimeMode / CustomFrameRate); samples run from the stack's LocalStart to LocalStop (ReferenceStart/Stop
     when those are empty, else the keys' range). rest_pose: for a file without animation, return one frame of the
     rest pose instead of raising ParseError. unit: override the file's length unit (a LENGTH_UNITS name or metres
-    per unit; default GlobalSettings UnitScaleFactor, centimetres per unit). The rest pose is the default pose: every
-    property at its value without animation. Clip labels: ``source``, ``stack``, ``length_unit``, ``up`` (the
-    file's up axis), ``fbx_version``.
+    per unit; default, or ``"auto"``: GlobalSettings UnitScaleFactor, centimetres per unit). The rest pose is the
+    default pose: every property at its value without animation. Clip labels: ``source``, ``stack``,
+    ``length_unit``, ``up`` (the file's up axis), ``fbx_version``.
     """
     path = Path(path)
     version, scene = read_scene(path)
@@ -248,7 +248,8 @@ def load_fbx(path: str | os.PathLike, *, stack: str | None = None, fps: float | 
         conv = axis_conversion(scene.settings)
     except ValueError as exc:
         raise ParseError(str(exc), path, "GlobalSettings") from None
-    if unit is None:
+    # "auto" (the CLI's and the other loaders' default) means the file's own unit: FBX declares it.
+    if unit is None or (isinstance(unit, str) and unit.strip().lower() == "auto"):
         scale = float(scene.settings.get("UnitScaleFactor", 1.0)) * 0.01
         unit_name = f"{scale:g} m"
     else:

@@ -326,6 +326,10 @@ def encode(batches: Iterable[np.ndarray], path: str | os.PathLike, fps: Fraction
             proc.kill()
             proc.wait()
             raise
+        finally:
+            # After ffmpeg died, stdin is still open (its close() above was skipped, or failed on the flush).
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
         if code != 0:
             log.seek(0)
             lines = [s for s in log.read().decode(errors="replace").splitlines() if s.strip()]
