@@ -163,3 +163,84 @@ def test_auto_unit_is_the_declared_unit(data_dir):
     np.testing.assert_array_equal(auto.world_positions(), declared.world_positions())
     assert auto.labels["length_unit"] == declared.labels["length_unit"] == "0.01 m"
     assert np.abs(metres.world_positions()).max() > 50 * np.abs(declared.world_positions()).max()
+
+
+def _written(data_dir):
+    """A real clip (DeepMimic walk) as an FBX node tree from our writer, with lookups by id."""
+    from optiq_fbx.writer import fbx_nodes
+
+    clip = optiq.load_clip(data_dir / "deepmimic" / "humanoid3d_walk.txt")
+    top = fbx_nodes(clip)
+    by = {n.name: n for n in top}
+    objects, connections = by["Objects"], by["Connections"]
+    return clip, top, objects, connections
+
+
+def _name(obj) -> str:
+    return obj.props[1].split("\x00")[0]
+
+
+def _set_p(obj, key: str, value) -> None:
+    props = obj.find("Properties70")
+    for p in props.children:
+        if p.props[0] == key:
+            p.props[-1] = value
+            return
+    raise KeyError(key)
+
+
+def test_curve_without_keys_keeps_the_curve_node_value(data_dir, tmp_path):
+    """An AnimationCurve with no keys leaves its curve node's d|X/d|Y/d|Z in place (not zero)."""
+    from optiq_fbx.binary_write import encode_fbx
+
+    clip, top, objects, connections = _written(data_dir)
+    ids = {o.props[0]: o for o in objects.children}
+    links = [c.props for c in connections.children]
+    joint = "right_hip"
+    model = next(i for i, o in ids.items() if o.name == "Model" and _name(o) == joint)
+    node = next(ids[c[1]] for c in links if c[0] == "OP" and c[2] == model and c[3] == "Lcl Rotation")
+    for axis, value in zip("XYZ", (30.0, 0.0, 0.0), strict=True):
+        _set_p(node, f"d|{axis}", value)
+    for c in links:
+        if c[0] == "OP" and c[2] == node.props[0]:
+            for arr in ids[c[1]].children:
+                if arr.name.startswith("Key") and arr.name != "KeyVer":
+                    arr.props[0] = arr.props[0][:0]
+    path = tmp_path / "keyless.fbx"
+    path.write_bytes(encode_fbx(top))
+    got = load_fbx(path)[0]
+    # The writer's file is Y up: its X axis is optiq's Y axis, so Rx(30 deg) in the file is a turn about optiq Y.
+    want = np.array([np.cos(np.radians(15)), 0.0, np.sin(np.radians(15)), 0.0])
+    angle = optiq.quat.angle_between(got.rotations[:, got.skeleton.index(joint)], want)
+    assert np.degrees(angle).max() < 1e-4
+
+
+def test_a_muted_first_layer_leaves_the_next_layer_as_the_base(data_dir, tmp_path):
+    """With the first layer muted, the next layer that plays is the base: it replaces the model's own Lcl
+    Rotation instead of being added to it."""
+    from optiq_fbx.binary_write import encode_fbx
+    from optiq_fbx.nodes import Node
+
+    clip, top, objects, connections = _written(data_dir)
+    stack = next(o for o in objects.children if o.name == "AnimationStack")
+    layer = next(o for o in objects.children if o.name == "AnimationLayer")
+    joint = "chest"
+    model = next(o for o in objects.children if o.name == "Model" and _name(o) == joint)
+    plain = tmp_path / "plain.fbx"
+    plain.write_bytes(encode_fbx(top))
+
+    layer.children = [Node("Properties70", [], [Node("P", ["Mute", "bool", "", "", 1])])]
+    second = Node("AnimationLayer", [np.int64(9_000_001), "Second\x00\x01AnimLayer", ""], [])
+    objects.children.append(second)
+    curve_nodes = [c.props[1] for c in connections.children if c.props[0] == "OO" and c.props[2] == layer.props[0]]
+    connections.children.append(Node("C", ["OO", second.props[0], stack.props[0]]))
+    connections.children += [Node("C", ["OO", cn, second.props[0]]) for cn in curve_nodes]
+    model.find("Properties70").children.append(
+        Node("P", ["Lcl Rotation", "Lcl Rotation", "", "A", 40.0, 0.0, 0.0]))
+    layered = tmp_path / "layered.fbx"
+    layered.write_bytes(encode_fbx(top))
+
+    # The model's own Lcl Rotation also moves the rest pose the clip is folded against, so compare world
+    # positions: added on top (the old reading) the chest would turn 40 degrees further.
+    want, got = load_fbx(plain)[0], load_fbx(layered)[0]
+    np.testing.assert_allclose(got.world_positions(), want.world_positions(), atol=1e-6)

@@ -10,6 +10,7 @@ imaging package.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -43,8 +44,13 @@ class Chromium:
         self.buffer = b""
         self.last_id = 0
         self.events: list[dict] = []
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        try:
+            target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.close()  # the fixture never gets the object, so nobody else would stop the browser
+            raise
 
     def call(self, method: str, params: dict | None = None, page: bool = False) -> dict:
         self.last_id += 1

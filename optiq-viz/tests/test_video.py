@@ -239,3 +239,13 @@ def test_segment_coverage_matches_its_area():
     canvas.segments(np.array([[-500.0, 10.0], [0.0, -50.0]]), np.array([[500.0, 10.0], [90.0, -40.0]]),
                     np.array([0, 0]), 1.0)
     assert (canvas.coverage[0, 9:11] == 1).all() and canvas.coverage[0, 0:8].sum() == 0
+
+
+def test_progress_bar_only_when_asked(cmu, tmp_path, capsys):
+    """progress=True shows a tqdm bar on stderr sized to the clip's frames; by default nothing."""
+    short = cmu[:24]
+    render_video(short, tmp_path / "quiet.mp4", size=(64, 48))
+    assert capsys.readouterr().err == ""
+    render_video(short, tmp_path / "bar.mp4", size=(64, 48), progress=True)
+    err = capsys.readouterr().err
+    assert "rendering" in err and "/24" in err, err

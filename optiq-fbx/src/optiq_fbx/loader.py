@@ -95,11 +95,13 @@ class _Animation:
         self.curves: list[curves.Curve] = []
         self.channels: dict[tuple[int, str], list[tuple[float, bool, list]]] = {}
         layers = scene.children_of(stack_id, "AnimationLayer")
-        for k, layer in enumerate(layers):
+        base_seen = False  # the first layer that plays is the base, whatever muted layers come before it
+        for layer in layers:
             if int(layer.props.get("Mute", 0)):
                 continue
             weight = float(layer.props.get("Weight", 100.0)) / 100.0
-            additive = k > 0 and int(layer.props.get("BlendMode", 0)) == 0
+            additive = base_seen and int(layer.props.get("BlendMode", 0)) == 0
+            base_seen = True
             for cn in scene.children_of(layer.id, "AnimationCurveNode"):
                 targets = [(m, p) for m, p in op_parent.get(cn.id, []) if p in _LCL]
                 if not targets:
@@ -109,7 +111,8 @@ class _Animation:
                     default = float(cn.props.get(f"d|{axis}", 0.0))
                     curve_obj = next((scene.objects.get(c) for c, p in op_child.get(cn.id, []) if p == f"d|{axis}"
                                       and c in scene.objects), None)
-                    if curve_obj is None:
+                    if curve_obj is None or not _has_keys(curve_obj):
+                        # A curve without keys leaves the curve node's value in place.
                         comps.append(default)
                     else:
                         comps.append(len(self.curves))
@@ -353,3 +356,8 @@ def _clip(pos: np.ndarray, rot: np.ndarray, parents: np.ndarray, rest_rot: np.nd
         local_translations[:, 1:] = trans.transpose(2, 1, 0)
     return Clip(skeleton, rate, pos[:, 0].T.copy(), np.ascontiguousarray(local.transpose(2, 1, 0)),
                 local_translations, name=name, labels=labels)
+
+
+def _has_keys(obj) -> bool:
+    """Whether an AnimationCurve object holds at least one key time."""
+    return any(c.name == "KeyTime" and c.props and len(c.props[0]) > 0 for c in obj.node.children)

@@ -25,8 +25,9 @@ import click
               help="Ground truth and prediction in one view or in two panels.")
 @click.option("--azimuth", type=float, help="Camera azimuth in degrees from +x towards +y (default: side view).")
 @click.option("--elevation", type=float, default=20.0, show_default=True, help="Camera elevation in degrees.")
-def video_cmd(dataset: Path, clip_name: str, pred: Path | None, out: Path, fps: float | None, size: str,
-              camera: str, layout: str, azimuth: float | None, elevation: float) -> None:
+@click.pass_context
+def video_cmd(ctx: click.Context, dataset: Path, clip_name: str, pred: Path | None, out: Path, fps: float | None,
+              size: str, camera: str, layout: str, azimuth: float | None, elevation: float) -> None:
     """Write a frame-exact H.264 MP4 of a clip: N frames at F fps give exactly N frames at F fps.
 
     The clip is drawn in blue, the prediction in orange.
@@ -41,7 +42,8 @@ def video_cmd(dataset: Path, clip_name: str, pred: Path | None, out: Path, fps: 
     clips = load_dataset_clips(dataset, [clip_name])
     if pred is not None:
         clips.append(load_prediction(pred, clips[0]))
+    quiet = (ctx.find_root().obj or {}).get("quiet", True)
     video = render_video(clips, out, size=width_height, camera=camera, layout=layout, fps=fps, azimuth=azimuth,
-                         elevation=elevation)
+                         elevation=elevation, progress=not quiet)
     click.echo(f"wrote {video.path}: {video.frames} frames at {video.fps} fps ({float(video.fps):g}), "
                f"{video.width}x{video.height}")

@@ -345,7 +345,8 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
 
 def render_video(clips: Clip | Sequence[Clip], out: str | os.PathLike, *, size: tuple[int, int] = (640, 480),
                  camera: str = "fixed", layout: str = "overlay", fps: float | None = None,
-                 azimuth: float | None = None, elevation: float = 20.0, crf: int = 18) -> Video:
+                 azimuth: float | None = None, elevation: float = 20.0, crf: int = 18,
+                 progress: bool = False) -> Video:
     """Write an H.264 MP4 (yuv420p) of ``clips`` to ``out``, atomically; returns what was written.
 
     clips: one clip or several (e.g. ground truth then prediction), drawn in PALETTE's colours in order; they
@@ -356,13 +357,24 @@ def render_video(clips: Clip | Sequence[Clip], out: str | os.PathLike, *, size: 
     panel per clip, splitting the width ``W`` into equal panels with one shared camera scale. fps: resample every
     clip to this rate first (``Clip.resample``). azimuth (degrees from +x towards +y; default a side view of the
     first clip's travel) and elevation (degrees above the ground) place the camera. crf: x264 quality (0-51,
-    lower is better).
+    lower is better). progress: a tqdm bar of rendered frames on stderr.
     """
     clips = _prepare(clips, fps)
     size = check_size(size)
     rate = exact_fps(clips[0].fps)
     frames = iter_frames(clips, size=size, camera=camera, layout=layout, azimuth=azimuth, elevation=elevation)
     first = next(frames)  # option errors surface before a file is opened
-    with atomic_path(out) as tmp:
-        count = encode(_chain(first, frames), tmp, rate, crf=crf, name=out)
+    from tqdm import tqdm
+
+    total = max(c.num_frames for c in clips)
+    with tqdm(total=total, unit="frame", desc="rendering", disable=not progress, leave=False) as bar, \
+            atomic_path(out) as tmp:
+        count = encode(_counted(_chain(first, frames), bar), tmp, rate, crf=crf, name=out)
     return Video(Path(out), count, rate, size[0], size[1])
+
+
+def _counted(batches: Iterator[np.ndarray], bar) -> Iterator[np.ndarray]:
+    """Pass batches of frames ``[B, H, W, 3]`` through, advancing the progress bar by each batch's size."""
+    for batch in batches:
+        bar.update(len(batch))
+        yield batch
