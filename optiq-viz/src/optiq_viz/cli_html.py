@@ -71,7 +71,12 @@ def plots_cmd(report: Path | None, dataset: Path | None, clip_name: str | None, 
     elif dataset is not None and clip_name is not None:
         (clip,) = load_dataset_clips(dataset, [clip_name])
         names = [j.strip() for j in joints.split(",") if j.strip()] if joints else []
-        path = render_plots(clip, out, joints=names, kind=angles, order=order)
+        try:
+            path = render_plots(clip, out, joints=names, kind=angles, order=order)
+        except OptiqError as exc:
+            if exc.path is not None:
+                raise
+            raise OptiqError(exc.message, dataset, exc.where) from exc  # say which dataset the clip is from
     else:
         raise OptiqError("give --report FILE, or --dataset DS with --clip NAME")
     click.echo(f"wrote {path}")
