@@ -162,7 +162,7 @@ def test_cli_plots_bad_input(args, message, dataset, tmp_path):
     r = run("viz", "plots", "--dataset", dataset, *args, "--out", out)
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.output
     # The line names the file at fault: the dataset, or the output for a suffix no plot can be written as.
-    named = out if "--out-suffix" in args or suffix != ".html" else dataset
+    named = out if suffix != ".html" else dataset
     assert r.stderr.startswith(f"optiq: error: {named}: "), r.stderr
     assert list(tmp_path.iterdir()) == []
 
