@@ -13,13 +13,16 @@ PACKAGES := -e ./optiq-core[test] -e ./optiq-fbx[test] -e ./optiq-viz[test,png] 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml optiq-core/pyproject.toml optiq-fbx/pyproject.toml optiq-viz/pyproject.toml constraints.txt \
-		tests/plugins/optiq-example-plugin/pyproject.toml
+		tests/plugins/optiq-example-plugin/pyproject.toml tests/js/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES)
 	@# The HTML tests open pages in a real headless browser: Debian's chromium, installed when missing.
 	command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "setup: chromium not installed (needs root and apt-get); browser tests will skip"
+	@# three.js (Node) is the FBX writer's third reader (optiq-fbx/tests/test_threejs.py); installed when npm exists.
+	if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/js --no-audit --no-fund --loglevel=error; \
+	else echo "setup: npm not found; the three.js FBX test will skip (and fail with CI set)"; fi
 	touch $(STAMP)
 
 demo: $(STAMP)
