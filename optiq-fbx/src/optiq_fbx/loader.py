@@ -25,7 +25,7 @@ from . import curves
 from .ascii import is_ascii_fbx, parse_ascii
 from .binary import MAGIC, parse_binary
 from .scene import Scene
-from .transforms import TRANSFORM_PROPS, local_transforms, world_transforms
+from .transforms import ROTATION_ORDERS, TRANSFORM_PROPS, local_transforms, world_transforms
 
 # FBX TimeMode enum -> frames per second (0 = the application default, read as CustomFrameRate or 24; 14 = custom).
 TIME_MODES = {1: 120.0, 2: 100.0, 3: 60.0, 4: 50.0, 5: 48.0, 6: 30.0, 7: 30.0, 8: 30000 / 1001, 9: 30000 / 1001,
@@ -81,9 +81,26 @@ def file_fps(settings: dict) -> float:
     return custom if custom > 0 else 24.0
 
 
+# FBX AnimationLayer BlendMode values.
+_ADDITIVE, _OVERRIDE, _PASSTHROUGH = 0, 1, 2
+
+
+class _Layer:
+    """How one AnimationLayer combines with the layers before it: ``mode`` (a BlendMode; the base layer is an
+    override), ``weight`` (a fraction in [0, 1], or the index of its animated Weight curve in ``curves``, percent),
+    ``by_layer`` (RotationAccumulationMode 0: rotations compose as quaternions) and ``multiply``
+    (ScaleAccumulationMode 0: scales multiply)."""
+
+    __slots__ = ("mode", "weight", "by_layer", "multiply")
+
+    def __init__(self, mode: int, weight: float | int, by_layer: bool, multiply: bool):
+        self.mode, self.weight, self.by_layer, self.multiply = mode, weight, by_layer, multiply
+
+
 class _Animation:
-    """Curve lookup for one stack: (model id, property) -> list of (layer weight, additive, [3] components, each a
-    number or the index of a curve in ``curves``)."""
+    """Curve lookup for one stack: the playing ``layers`` (:class:`_Layer`, stack order) and ``channels``:
+    (model id, property) -> list of (layer index, [3] components, each a number or the index of a curve in
+    ``curves``)."""
 
     def __init__(self, scene: Scene, stack_id: int):
         self.scene = scene
@@ -93,32 +110,46 @@ class _Animation:
             op_parent.setdefault(child, []).append((parent, prop))
             op_child.setdefault(parent, []).append((child, prop))
         self.curves: list[curves.Curve] = []
-        self.channels: dict[tuple[int, str], list[tuple[float, bool, list]]] = {}
-        layers = scene.children_of(stack_id, "AnimationLayer")
-        base_seen = False  # the first layer that plays is the base, whatever muted layers come before it
-        for layer in layers:
-            if int(layer.props.get("Mute", 0)):
-                continue
-            weight = float(layer.props.get("Weight", 100.0)) / 100.0
-            additive = base_seen and int(layer.props.get("BlendMode", 0)) == 0
-            base_seen = True
+        self.layers: list[_Layer] = []
+        self.channels: dict[tuple[int, str], list[tuple[int, list]]] = {}
+        # Muted layers do not play; when layers are soloed only those play (FBX SDK / MotionBuilder).
+        playing = [la for la in scene.children_of(stack_id, "AnimationLayer") if not int(la.props.get("Mute", 0))]
+        if any(int(la.props.get("Solo", 0)) for la in playing):
+            playing = [la for la in playing if int(la.props.get("Solo", 0))]
+        for index, layer in enumerate(playing):
+            # The first layer that plays is the base: it replaces the property's own value, whatever its mode.
+            mode = _OVERRIDE if index == 0 else int(layer.props.get("BlendMode", _ADDITIVE))
+            self.layers.append(_Layer(mode, _weight(float(layer.props.get("Weight", 100.0)) / 100.0),
+                                      int(layer.props.get("RotationAccumulationMode", 0)) == 0,
+                                      int(layer.props.get("ScaleAccumulationMode", 0)) == 0))
             for cn in scene.children_of(layer.id, "AnimationCurveNode"):
-                targets = [(m, p) for m, p in op_parent.get(cn.id, []) if p in _LCL]
+                links = op_parent.get(cn.id, [])
+                if (layer.id, "Weight") in links:
+                    # An animated layer weight (percent): its curve replaces the static Weight.
+                    weight = self._components(cn, op_child, ("Weight",))[0]
+                    self.layers[-1].weight = weight if isinstance(weight, int) else _weight(weight / 100.0)
+                targets = [(m, p) for m, p in links if p in _LCL]
                 if not targets:
                     continue
-                comps: list = []
-                for axis in "XYZ":
-                    default = float(cn.props.get(f"d|{axis}", 0.0))
-                    curve_obj = next((scene.objects.get(c) for c, p in op_child.get(cn.id, []) if p == f"d|{axis}"
-                                      and c in scene.objects), None)
-                    if curve_obj is None or not _has_keys(curve_obj):
-                        # A curve without keys leaves the curve node's value in place.
-                        comps.append(default)
-                    else:
-                        comps.append(len(self.curves))
-                        self.curves.append(self._curve(curve_obj))
+                comps = self._components(cn, op_child, "XYZ")
                 for target in targets:
-                    self.channels.setdefault(target, []).append((weight, additive, comps))
+                    self.channels.setdefault(target, []).append((index, comps))
+
+    def _components(self, cn, op_child: dict, axes) -> list:
+        """Per channel ``d|<axis>`` of curve node ``cn``: the index of its curve in ``curves``, or the curve
+        node's own value when no curve with keys drives that channel."""
+        comps: list = []
+        for axis in axes:
+            default = float(cn.props.get(f"d|{axis}", 0.0))
+            curve_obj = next((self.scene.objects.get(c) for c, p in op_child.get(cn.id, []) if p == f"d|{axis}"
+                              and c in self.scene.objects), None)
+            if curve_obj is None or not _has_keys(curve_obj):
+                # A curve without keys leaves the curve node's value in place.
+                comps.append(default)
+            else:
+                comps.append(len(self.curves))
+                self.curves.append(self._curve(curve_obj))
+        return comps
 
     def _curve(self, obj) -> curves.Curve:
         n = obj.node
@@ -136,20 +167,68 @@ class _Animation:
             return None
         return min(float(t[0]) for t in times), max(float(t[-1]) for t in times)
 
-    def fill(self, values: dict[str, np.ndarray], rows: dict[int, int], t: np.ndarray) -> None:
+    def fill(self, values: dict[str, np.ndarray], rows: dict[int, int], orders: np.ndarray, t: np.ndarray) -> None:
         """Blend every layer into ``values`` (property -> ``[3, N, T]`` holding the static values) for the models
-        of ``rows`` (model id -> row), evaluating all curves at times ``t`` at once."""
+        of ``rows`` (model id -> row; ``orders`` [N] their RotationOrder), evaluating all curves at times ``t`` at
+        once."""
         used = [(key, ch) for key, ch in self.channels.items() if key[0] in rows]
         table = curves.evaluate_many(self.curves, t)
         for (model, prop), layers in used:
             out = values[prop][:, rows[model]]
-            for weight, additive, comps in layers:
-                layer = np.stack([table[c] if isinstance(c, int) else np.full(len(t), c) for c in comps])
-                if additive:
-                    out = out + weight * layer
-                else:  # an override layer at full weight replaces the value exactly
-                    out = layer if weight == 1.0 else out + weight * (layer - out)
+            for index, comps in layers:
+                value = np.stack([table[c] if isinstance(c, int) else np.full(len(t), c) for c in comps])
+                layer = self.layers[index]
+                if layer.mode == _OVERRIDE:  # the base layer too: the value is replaced exactly
+                    out = value
+                    continue
+                w = layer.weight if isinstance(layer.weight, float) else _weight(table[layer.weight] / 100.0)
+                out = _blend(out, value, layer, w, prop, int(orders[rows[model]]))
             values[prop][:, rows[model]] = out
+
+
+def _weight(w):
+    """A layer weight fraction as FBX evaluators use it: clamped to [0, 1], and 1 from 0.99999 up (a float
+    percentage of 100 need not round to exactly 1)."""
+    return np.where(w > 0.99999, 1.0, np.clip(w, 0.0, 1.0)) if isinstance(w, np.ndarray) else \
+        (1.0 if w > 0.99999 else min(max(w, 0.0), 1.0))
+
+
+def _blend(out: np.ndarray, value: np.ndarray, layer: _Layer, w, prop: str, order: int) -> np.ndarray:
+    """``out`` ``[3, T]`` (the layers below) combined with an additive or override-passthrough layer's ``value``
+    ``[3, T]`` at weight ``w`` (a number or ``[T]``), as ufbx and the FBX SDK define it:
+
+    - Lcl Rotation by layer (RotationAccumulationMode 0): the Euler triples become quaternions in the model's
+      rotation order; additive composes ``out * slerp(1, value, w)`` (the layer turns in the model's rotated
+      frame), passthrough takes ``slerp(out, value, w)``; the result goes back to Euler angles.
+    - Lcl Scaling multiplied (ScaleAccumulationMode 0): additive ``out * value^w``, passthrough
+      ``out^(1-w) * value^w`` (powers of magnitudes, signs kept).
+    - Otherwise component-wise: additive ``out + w value``, passthrough ``(1 - w) out + w value``.
+    """
+    additive = layer.mode == _ADDITIVE
+    if prop == "Lcl Rotation" and layer.by_layer:
+        applied = ROTATION_ORDERS[order if 0 <= order < len(ROTATION_ORDERS) else 0]
+        intrinsic = applied[::-1]  # FBX applies the axes in ``applied`` order: intrinsic order reversed
+        idx = ["XYZ".index(c) for c in intrinsic]
+        a = quat.from_euler(out[idx].T, intrinsic, degrees=True)
+        b = quat.from_euler(value[idx].T, intrinsic, degrees=True)
+        w = np.asarray(w, dtype=np.float64)
+        q = quat.qmul(a, quat.slerp(quat.identity(b.shape[:-1]), b, w)) if additive else quat.slerp(a, b, w)
+        euler = np.empty_like(out)
+        euler[idx] = np.degrees(quat.to_euler(q, intrinsic)).T
+        return euler
+    if prop == "Lcl Scaling" and layer.multiply:
+        if additive:
+            return out * _pow_abs(value, w)
+        return _pow_abs(out, 1.0 - w) * _pow_abs(value, w)
+    if additive:
+        return out + w * value
+    return out * (1.0 - w) + value * w
+
+
+def _pow_abs(v: np.ndarray, e) -> np.ndarray:
+    """``sign(v) |v|^e`` with exponents clamped to [0, 1] (``v`` itself at 1, ones at 0)."""
+    e = np.clip(e, 0.0, 1.0)
+    return np.where(e >= 1.0, v, np.where(e <= 0.0, 1.0, np.sign(v) * np.abs(v) ** e))
 
 
 def _vec(props: dict, name: str, default: tuple = (0.0, 0.0, 0.0)) -> np.ndarray:
@@ -166,9 +245,9 @@ def _world(scene: Scene, ids: list[int], anim: _Animation | None, t: np.ndarray)
     for prop, default in _LCL.items():
         static = np.stack([_vec(scene.objects[m].props, prop, default) for m in ids], axis=1)  # [3, N]
         values[prop] = np.repeat(static[:, :, None], len(t), axis=2)
-    if anim is not None:
-        anim.fill(values, rows, t)
     order = np.array([int(scene.objects[m].props.get("RotationOrder", 0)) for m in ids])
+    if anim is not None:
+        anim.fill(values, rows, order, t)
     extra = np.array([[_vec(scene.objects[m].props, name) for name in TRANSFORM_PROPS] for m in ids])
     lin, pos = local_transforms(values["Lcl Translation"], values["Lcl Rotation"], values["Lcl Scaling"], order,
                                 extra)
