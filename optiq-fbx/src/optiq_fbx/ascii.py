@@ -19,7 +19,7 @@ from .nodes import Node
 
 _TOKEN = re.compile(
     r"""(?:\s+|;[^\n]*)*(?:
-        (?P<name>[A-Za-z_][\w|]*)[ \t]*:
+        (?P<name>[A-Za-z_][\w|\-]*)[ \t]*:
       | "(?P<str>[^"]*)"
       | (?P<count>\*\d+)
       | (?P<punct>[{},])

@@ -22,7 +22,7 @@ from .nodes import Node
 
 MAGIC = b"Kaydara FBX Binary  \x00"
 _SCALARS = {ord(code): struct.Struct(fmt) for code, fmt in
-            (("Y", "<h"), ("C", "<?"), ("I", "<i"), ("F", "<f"), ("D", "<d"), ("L", "<q"))}
+            (("Y", "<h"), ("C", "<B"), ("I", "<i"), ("F", "<f"), ("D", "<d"), ("L", "<q"))}
 _U32 = struct.Struct("<I")
 _ARRAY_HEAD = struct.Struct("<III")
 _S, _R = ord("S"), ord("R")

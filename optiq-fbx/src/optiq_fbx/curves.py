@@ -6,9 +6,22 @@ left slope, both tangent weights packed as two 16-bit numbers in the third value
 the segment, velocities). A segment
 from key k to k+1 takes key k's interpolation: constant (key k's value, or key k+1's with the "constant next"
 flag), linear, or cubic: a 2-D Bezier in (time, value) whose inner control points lie at a fraction ``w`` of the
-segment along the tangents (``w`` = 1/3 unless the key is weighted). Before the first and after the last key the
-curve is constant. No loop over frames: the curves of a stack are evaluated at all sample times together
-(:func:`evaluate_many`).
+segment along the tangents (``w`` = 1/3 unless the key is weighted).
+
+Before the first and after the last key the curve follows the record's ``Pre-Extrapolation`` /
+``Post-Extrapolation`` (``Type`` and ``Repetition``; constant when absent), as ufbx (``ufbxi_extrapolate_curve``)
+and the FBX SDK (``FbxAnimCurveBase::GetPreExtrapolation``, ``EExtrapolationType``) define them, times measured in whole KTime ticks:
+
+- ``C`` constant: the end key's value.
+- ``K`` keep slope: a line through the end key along its outer tangent (the first key's right slope, the last
+  key's left slope: the secant of a linear end segment, 0 of a constant one).
+- ``R`` repetition: the key span repeats (period = last key time - first key time).
+- ``M`` mirror repetition: every other repetition runs backwards (the first one beside the keys is mirrored).
+- ``A`` relative repetition: as ``R``, each repetition shifted by (last value - first value) away from the keys.
+
+``Repetition`` counts the repetitions (-1 or absent: without end; 0: constant); when they run out the curve holds
+the value the last repetition ends on. No loop over frames: the curves of a stack are evaluated at all sample
+times together (:func:`evaluate_many`).
 """
 
 from __future__ import annotations
@@ -26,13 +39,17 @@ _CUBIC = 0x00000008
 _CONSTANT_NEXT = 0x00000100
 _WEIGHTED_RIGHT = 0x01000000
 _WEIGHTED_NEXT_LEFT = 0x02000000
+# Extrapolation Type codes (FBX writes one character).
+CONSTANT, KEEP_SLOPE, REPEAT, MIRROR, RELATIVE = "C", "K", "R", "M", "A"
+_CONSTANT_EXTRAPOLATION = (CONSTANT, -1)
 
 
 @dataclass
 class Curve:
     """One curve's keys: ``times`` [K] seconds, ``values`` [K], and the index ``attr`` [K] of each key's
     attribute among A attributes: ``flags`` [A] int, ``slopes`` [A, 2] (right slope, next key's left slope; value
-    per second), ``weights`` [A, 2] (right, next left; fraction of the segment)."""
+    per second), ``weights`` [A, 2] (right, next left; fraction of the segment). ``pre`` and ``post``: the
+    extrapolation before the first and after the last key, ``(type code, repetitions)`` (-1: without end)."""
 
     times: np.ndarray
     values: np.ndarray
@@ -40,13 +57,17 @@ class Curve:
     flags: np.ndarray
     slopes: np.ndarray
     weights: np.ndarray
+    pre: tuple[str, int] = _CONSTANT_EXTRAPOLATION
+    post: tuple[str, int] = _CONSTANT_EXTRAPOLATION
 
 
 def make_curve(key_time: np.ndarray, key_value: np.ndarray, attr_flags: np.ndarray | None,
-               attr_data: np.ndarray | None, attr_refcount: np.ndarray | None) -> Curve:
+               attr_data: np.ndarray | None, attr_refcount: np.ndarray | None,
+               pre: tuple[str, int] = _CONSTANT_EXTRAPOLATION,
+               post: tuple[str, int] = _CONSTANT_EXTRAPOLATION) -> Curve:
     """A :class:`Curve` from the arrays of an AnimationCurve record. ``attr_data`` is float32 (binary files) or the
-    int32 bit patterns of those floats (ASCII files write them as integers). Raises ValueError on inconsistent
-    sizes."""
+    int32 bit patterns of those floats (ASCII files write them as integers). ``pre``/``post``: the extrapolation
+    ``(type code, repetitions)`` (see :func:`extrapolation`). Raises ValueError on inconsistent sizes."""
     times = np.asarray(key_time, dtype=np.int64) / TICKS_PER_SECOND
     values = np.asarray(key_value, dtype=np.float64)
     k = len(times)
@@ -55,7 +76,7 @@ def make_curve(key_time: np.ndarray, key_value: np.ndarray, attr_flags: np.ndarr
     if k > 1 and (times[1:] < times[:-1]).any():
         raise ValueError("key times are not in increasing order")
     if attr_flags is None or len(attr_flags) == 0 or k == 0:
-        return Curve(times, values, np.zeros(k, dtype=np.int64), *_attributes(_LINEAR_ATTR, _ZERO_DATA))
+        return Curve(times, values, np.zeros(k, dtype=np.int64), *_attributes(_LINEAR_ATTR, _ZERO_DATA), pre, post)
     n_attr = len(attr_flags)
     ref = np.ones(n_attr, dtype=np.int64) if attr_refcount is None else np.asarray(attr_refcount, np.int64)
     if len(ref) != n_attr or ref.sum() < k or (ref < 0).any():
@@ -67,7 +88,26 @@ def make_curve(key_time: np.ndarray, key_value: np.ndarray, attr_flags: np.ndarr
         raw = raw.astype(np.int64).astype(np.uint32).view(np.float32)
     attr = np.zeros(k, dtype=np.int64) if n_attr == 1 else np.repeat(np.arange(n_attr), ref)[:k]
     flags = (np.asarray(attr_flags, dtype=np.int64) & 0xFFFFFFFF).tobytes()
-    return Curve(times, values, attr, *_attributes(flags, raw.astype(np.float32)[: 4 * n_attr].tobytes()))
+    return Curve(times, values, attr, *_attributes(flags, raw.astype(np.float32)[: 4 * n_attr].tobytes()), pre,
+                 post)
+
+
+def extrapolation(type_code, repetition) -> tuple[str, int]:
+    """``(type code, repetitions)`` of a Pre-/Post-Extrapolation record from its ``Type`` value (a one-letter
+    string in ASCII files, the character's code in binary ones; None when absent) and ``Repetition`` (None when
+    absent). Unknown codes read as constant, and negative counts as -1 (without end), as ufbx reads them."""
+    if isinstance(type_code, bytes):
+        type_code = type_code.decode("latin-1")
+    if isinstance(type_code, str):
+        code = type_code.strip()[:1].upper()
+    elif isinstance(type_code, int | np.integer) and not isinstance(type_code, bool) and 0 < type_code < 128:
+        code = chr(int(type_code))
+    else:
+        code = CONSTANT
+    if code not in (CONSTANT, KEEP_SLOPE, REPEAT, MIRROR, RELATIVE):
+        code = CONSTANT
+    count = -1 if repetition is None else int(repetition)
+    return code, max(count, -1)
 
 
 _LINEAR_ATTR = np.array([_LINEAR], dtype=np.int64).tobytes()
@@ -103,33 +143,112 @@ def is_constant(curve: Curve) -> bool:
     return not np.any((curve.flags & _CUBIC) & ~(curve.flags & _CONSTANT)) or not curve.slopes.any()
 
 
+def _extrapolates(curve: Curve) -> bool:
+    """Whether a curve (of two keys or more) leaves constant extrapolation on either side."""
+    return any(mode == KEEP_SLOPE or (mode != CONSTANT and count != 0) for mode, count in (curve.pre, curve.post))
+
+
 def evaluate_many(curves: list[Curve], t: np.ndarray) -> np.ndarray:
     """Values ``[C, S]`` of ``curves`` at times ``t`` ``[S]`` (seconds).
 
     Constant curves are filled without evaluation and linear ones go through ``np.interp`` (one C call each). The
     rest (constant or cubic segments) are evaluated together: their keys are concatenated into flat arrays, each
-    distinct KeyTime array is searched once, and the segment arithmetic runs once over all their samples."""
+    distinct KeyTime array is searched once, and the segment arithmetic runs once over all their samples. Curves
+    with a non-constant extrapolation first map every sample time into the keys' span (and an offset: the slope
+    line, or the shift of a relative repetition), vectorised over the samples, and are then evaluated together
+    the same way."""
     t = np.asarray(t, dtype=np.float64)
     out = np.empty((len(curves), len(t)))
-    moving = []
+    moving, wrapped = [], []
     for c, curve in enumerate(curves):
         if is_constant(curve):
             out[c] = curve.values[0] if len(curve.values) else 0.0
+        elif _extrapolates(curve):
+            wrapped.append(c)
         elif not np.any(curve.flags & (_CONSTANT | _CUBIC)):
             out[c] = np.interp(t, curve.times, curve.values)
         else:
             moving.append(c)
-    if not moving:
-        return out
-    sel = [curves[c] for c in moving]
+    if moving:
+        out[moving] = _evaluate_keys([curves[c] for c in moving], np.broadcast_to(t, (len(moving), len(t))), True)
+    if wrapped:
+        sel = [curves[c] for c in wrapped]
+        times, offsets = np.empty((len(sel), len(t))), np.empty((len(sel), len(t)))
+        for r, cv in enumerate(sel):
+            times[r], offsets[r] = _wrap(cv, t)
+        out[wrapped] = _evaluate_keys(sel, times, False) + offsets
+    return out
+
+
+def _end_slopes(curve: Curve) -> tuple[float, float]:
+    """The first key's right slope and the last key's left slope (value per second) of a curve of two keys or
+    more: the stored slope of a cubic end segment, the secant of a linear one, 0 of a constant one."""
+    out = []
+    for k, side in ((0, 0), (len(curve.times) - 2, 1)):
+        flag = int(curve.flags[curve.attr[k]])
+        dt = curve.times[k + 1] - curve.times[k]
+        if flag & _CONSTANT:
+            out.append(0.0)
+        elif flag & _CUBIC:
+            out.append(float(curve.slopes[curve.attr[k], side]))
+        else:
+            out.append(float((curve.values[k + 1] - curve.values[k]) / dt) if dt > 0 else 0.0)
+    return out[0], out[1]
+
+
+def _wrap(curve: Curve, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For samples ``t`` [S] (seconds) of a curve with extrapolation: the times [S] inside the keys' span whose
+    value the curve takes there, and offsets [S] to add to that value.
+
+    Repetitions are counted in KTime ticks as ufbx counts them (``ufbxi_extrapolate_curve``): ``n = floor(d /
+    period)`` whole repetitions and the remainder ``r`` of the distance ``d`` beyond the end key; with a finite
+    count ``N``, ``n >= N`` holds at ``n = N - 1, r = period`` (the end of the last repetition)."""
+    times, values = curve.times, curve.values
+    new_t, offset = t.copy(), np.zeros(len(t))
+    first_tick, last_tick = np.rint(times[0] * TICKS_PER_SECOND), np.rint(times[-1] * TICKS_PER_SECOND)
+    period = last_tick - first_tick
+    slopes = _end_slopes(curve) if KEEP_SLOPE in (curve.pre[0], curve.post[0]) else (0.0, 0.0)
+    for before, (mode, count) in ((True, curve.pre), (False, curve.post)):
+        side = t < times[0] if before else t > times[-1]
+        if mode == CONSTANT or not side.any():
+            continue
+        end = 0 if before else -1
+        if mode == KEEP_SLOPE:
+            # The end key's value (times outside the span clamp to it) plus the slope line.
+            offset[side] = slopes[end] * (t[side] - times[end])
+            continue
+        if count == 0 or not period >= 1.0:
+            continue
+        tick = t[side] * TICKS_PER_SECOND
+        d = first_tick - tick if before else tick - last_tick
+        n = np.floor(d / period)
+        r = d - n * period
+        if count > 0:
+            done = n >= count
+            n = np.where(done, count - 1.0, n)
+            r = np.where(done, period, r)
+        if mode == MIRROR:
+            # Even repetitions (the first beside the keys among them) run backwards.
+            r = np.where(n * 0.5 - np.floor(n * 0.5) <= 0.25, period - r, r)
+        if before:
+            r = period - r
+        new_t[side] = (first_tick + r) / TICKS_PER_SECOND
+        if mode == RELATIVE:
+            offset[side] = (values[-1] - values[0]) * (n + 1.0) * (-1.0 if before else 1.0)
+    return new_t, offset
+
+
+def _evaluate_keys(sel: list[Curve], t: np.ndarray, shared: bool) -> np.ndarray:
+    """Values ``[R, S]`` of curves ``sel`` at times ``t`` ``[R, S]`` (seconds), constant outside the keys.
+    ``shared``: every row of ``t`` is the same (one search per distinct KeyTime array)."""
     sizes = np.array([len(cv.times) for cv in sel])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    index = np.empty((len(sel), len(t)), dtype=np.int64)
+    index = np.empty(t.shape, dtype=np.int64)
     searched: dict[bytes, np.ndarray] = {}
     for r, cv in enumerate(sel):
         key = cv.times.tobytes()
-        if key not in searched:
-            searched[key] = np.clip(np.searchsorted(cv.times, t, side="right") - 1, 0, len(cv.times) - 2)
+        if not shared or key not in searched:
+            searched[key] = np.clip(np.searchsorted(cv.times, t[r], side="right") - 1, 0, len(cv.times) - 2)
         index[r] = searched[key]
     i = index + starts[:, None]
     times = np.concatenate([cv.times for cv in sel])
@@ -163,11 +282,10 @@ def evaluate_many(curves: list[Curve], t: np.ndarray) -> np.ndarray:
         s = _solve_bezier_x(wr, 1.0 - wl, u[c])
         m = 1.0 - s
         res[c] = m * m * m * y0 + 3.0 * m * m * s * y1 + 3.0 * m * s * s * y2 + s * s * s * y3
-    # Constant extrapolation outside the keys.
+    # Constant outside the keys.
     first, last = starts, starts + sizes - 1
     res = np.where(t <= times[first][:, None], values[first][:, None], res)
-    out[moving] = np.where(t >= times[last][:, None], values[last][:, None], res)
-    return out
+    return np.where(t >= times[last][:, None], values[last][:, None], res)
 
 
 def _solve_bezier_x(x1: np.ndarray, x2: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -157,8 +157,10 @@ class _Animation:
         try:
             return curves.make_curve(arrays.get("KeyTime", np.empty(0, np.int64)),
                                      arrays.get("KeyValueFloat", np.empty(0)), arrays.get("KeyAttrFlags"),
-                                     arrays.get("KeyAttrDataFloat"), arrays.get("KeyAttrRefCount"))
-        except ValueError as exc:
+                                     arrays.get("KeyAttrDataFloat"), arrays.get("KeyAttrRefCount"),
+                                     _extrapolation(n.find("Pre-Extrapolation")),
+                                     _extrapolation(n.find("Post-Extrapolation")))
+        except (ValueError, TypeError) as exc:
             raise ParseError(f"animation curve {obj.id}: {exc}", self.scene.path, n.where) from None
 
     def key_range(self) -> tuple[float, float] | None:
@@ -184,6 +186,14 @@ class _Animation:
                 w = layer.weight if isinstance(layer.weight, float) else _weight(table[layer.weight] / 100.0)
                 out = _blend(out, value, layer, w, prop, int(orders[rows[model]]))
             values[prop][:, rows[model]] = out
+
+
+def _extrapolation(node) -> tuple[str, int]:
+    """``(type code, repetitions)`` of a Pre-/Post-Extrapolation record (constant when there is none)."""
+    if node is None:
+        return curves.extrapolation(None, None)
+    values = {c.name: c.props[0] for c in node.children if c.props}
+    return curves.extrapolation(values.get("Type"), values.get("Repetition"))
 
 
 def _weight(w):
