@@ -10,33 +10,14 @@ Run: ``python benchmarks/bench_bvh.py [--quick]`` (data from OPTIQ_TEST_DATA, de
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from table import print_rows
+from common import data_root, median_seconds, print_rows
 
 FILE = "bvh/cmu_01_14_bvhtodeepmimic.bvh"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("OPTIQ_TEST_DATA") or ROOT.parent / "shared" / "data")
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm caches and lazy imports
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _bvhio_positions(path: Path) -> np.ndarray:

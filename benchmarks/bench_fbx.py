@@ -15,35 +15,14 @@ Run: ``python benchmarks/bench_fbx.py [--quick]`` (data from OPTIQ_TEST_DATA, de
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
-import statistics
-import struct
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from table import print_rows
+from common import ROOT, data_root, median_seconds, print_rows
 
 FILE = "fbx/01_01_cmu.fbx"
-ROOT = Path(__file__).resolve().parent.parent
 _KEEP: list = []  # every ufbx object of the child stays referenced (freeing one crashes ufbx 0.0.5)
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("OPTIQ_TEST_DATA") or ROOT.parent / "shared" / "data")
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm caches and lazy imports
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _ufbx_load_bake(path: str) -> int:
@@ -86,38 +65,23 @@ def _ufbx_extract(path: str) -> tuple[np.ndarray, np.ndarray]:
     return trans, rot
 
 
-def _ufbx_child(path: str, repeats: int, extract_repeats: int, wfd: int) -> None:
-    import gc
-
-    gc.disable()
+def _ufbx_child(path: str, repeats: int, extract_repeats: int) -> dict:
     load_bake = median_seconds(lambda: _ufbx_load_bake(path), repeats)
     extract = median_seconds(lambda: _ufbx_extract(path), extract_repeats)
     frames = _ufbx_extract(path)[0].shape[0]
-    data = pickle.dumps({"load_bake": load_bake, "extract": extract, "frames": frames})
-    with os.fdopen(wfd, "wb") as f:
-        f.write(struct.pack("<Q", len(data)) + data)
+    return {"load_bake": load_bake, "extract": extract, "frames": frames}
 
 
 def ufbx_times(path: Path, repeats: int, extract_repeats: int) -> dict:
-    """Median seconds of ufbx's C load + bake and of its end-to-end extraction, measured in a forked child."""
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(rfd)
-        code = 0
-        try:
-            _ufbx_child(str(path), repeats, extract_repeats, wfd)
-        except BaseException:  # noqa: BLE001 - reported to the parent as the exit status
-            code = 3
-        os._exit(code)
-    os.close(wfd)
-    with os.fdopen(rfd, "rb") as f:
-        head = f.read(8)
-        payload = f.read(struct.unpack("<Q", head)[0]) if len(head) == 8 else b""
-    _, status = os.waitpid(pid, 0)
-    if not payload:
-        raise SystemExit(f"bench_fbx: the ufbx child failed (exit status {os.waitstatus_to_exitcode(status)})")
-    return pickle.loads(payload)
+    """Median seconds of ufbx's C load + bake and of its end-to-end extraction, measured in a forked child
+    (the tests' ufbx_oracle runner: ufbx 0.0.5 crashes when it frees a scene)."""
+    sys.path.insert(0, str(ROOT / "optiq-fbx" / "tests"))
+    from ufbx_oracle import in_forked_child
+
+    try:
+        return in_forked_child(_ufbx_child, str(path), repeats, extract_repeats, what="the ufbx child")
+    except RuntimeError as exc:
+        raise SystemExit(f"bench_fbx: {exc}") from None
 
 
 def run(quick: bool = False) -> list[dict]:

@@ -12,21 +12,16 @@ Run: ``python benchmarks/bench_video.py [--quick]`` (data from OPTIQ_TEST_DATA, 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import data_root
 
 FILE = "bvh/cmu_02_01_bvhtodeepmimic.bvh"
-ROOT = Path(__file__).resolve().parent.parent
 SIZE = (640, 480)
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("OPTIQ_TEST_DATA") or ROOT.parent / "shared" / "data")
 
 
 def naive_frames(clip, size: tuple[int, int]) -> int:

@@ -76,6 +76,13 @@ def test_matrices_match_scipy(pairs):
     assert np.all(back[:, 0] >= 0)
 
 
+def test_components_first_matrices_match_scipy(pairs):
+    """from_matrix_parts ([3, 3, ...] -> [4, ...], Shepperd in numpy) gives scipy's rotations."""
+    a, _ = pairs
+    m = np.moveaxis(to_scipy(a).as_matrix(), (1, 2), (0, 1))
+    same_rotation(np.moveaxis(quat.from_matrix_parts(m), 0, -1), a)
+
+
 def test_rotation_vectors_match_scipy(pairs):
     a, _ = pairs
     np.testing.assert_allclose(quat.to_rotvec(a), to_scipy(a).as_rotvec(), atol=1e-10)

@@ -21,6 +21,7 @@ from optiq_fbx.binary_write import encode_fbx
 from optiq_fbx.curves import TICKS_PER_SECOND, extrapolation
 from optiq_fbx.loader import load_fbx
 from optiq_fbx.nodes import Node
+from optiq_fbx.scene import object_name
 from optiq_fbx.writer import fbx_nodes
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -52,10 +53,6 @@ def walk(data_dir):
     return optiq.load_clip(data_dir / WALK)
 
 
-def _name(obj) -> str:
-    return obj.props[1].split("\x00")[0]
-
-
 def _extrapolated(clip, pre, post, cubic: bool = False, joints=JOINTS) -> list[Node]:
     """Our writer's tree of ``clip`` with Pre-/Post-Extrapolation records (Type as the character's code, an int
     property) on every curve of ``joints`` (None: no records at all) and the stack widened by BEFORE / AFTER."""
@@ -63,7 +60,8 @@ def _extrapolated(clip, pre, post, cubic: bool = False, joints=JOINTS) -> list[N
     by = {n.name: n for n in top}
     objects, links = by["Objects"].children, [c.props for c in by["Connections"].children]
     ids = {o.props[0]: o for o in objects}
-    chosen = {o.props[0] for o in objects if o.name == "Model" and joints is not None and _name(o) in joints}
+    chosen = {o.props[0] for o in objects
+              if o.name == "Model" and joints is not None and object_name(o.props[1]) in joints}
     nodes = {c[1] for c in links if c[0] == "OP" and c[2] in chosen}  # curve nodes on the chosen models
     for c in links:
         if c[0] == "OP" and c[2] in nodes:

@@ -21,6 +21,7 @@ from optiq import quat
 from optiq_fbx.binary_write import encode_fbx
 from optiq_fbx.loader import load_fbx
 from optiq_fbx.nodes import Node
+from optiq_fbx.scene import object_name
 from optiq_fbx.writer import fbx_nodes
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -36,10 +37,6 @@ def clips(data_dir):
     return optiq.load_clip(data_dir / BASE), optiq.load_clip(data_dir / SECOND)
 
 
-def _name(obj) -> str:
-    return obj.props[1].split("\x00")[0]
-
-
 def _rotation_keys(top: list[Node]) -> dict[str, np.ndarray]:
     """Joint name -> the ``[K, 3]`` Lcl Rotation key values (degrees) of a tree from our writer."""
     by = {n.name: n for n in top}
@@ -49,7 +46,7 @@ def _rotation_keys(top: list[Node]) -> dict[str, np.ndarray]:
     for c in links:
         if c[0] == "OP" and c[3] == "Lcl Rotation":
             curves = {d[3]: ids[d[1]] for d in links if d[0] == "OP" and d[2] == c[1]}
-            out[_name(ids[c[2]])] = np.stack([curves[f"d|{a}"].array("KeyValueFloat") for a in "XYZ"], axis=1)
+            out[object_name(ids[c[2]].props[1])] = np.stack([curves[f"d|{a}"].array("KeyValueFloat") for a in "XYZ"], axis=1)
     return out
 
 
@@ -63,7 +60,7 @@ def _layered(clips, path: Path, layers: list[dict], drop_base: bool = False) -> 
     by = {n.name: n for n in top}
     objects, connections = by["Objects"], by["Connections"]
     stack = next(o for o in objects.children if o.name == "AnimationStack")
-    models = {_name(o): o.props[0] for o in objects.children if o.name == "Model"}
+    models = {object_name(o.props[1]): o.props[0] for o in objects.children if o.name == "Model"}
     times = next(o for o in objects.children if o.name == "AnimationCurve").array("KeyTime")
     n = len(times)
     dance = _rotation_keys(fbx_nodes(second))
@@ -115,19 +112,10 @@ def _layered(clips, path: Path, layers: list[dict], drop_base: bool = False) -> 
 def _errors(clip, oracle) -> tuple[float, float, np.ndarray]:
     """Our clip against ufbx's result: position error relative to the extent, local rotation error (degrees),
     and ufbx's world positions in optiq's axes and metres ``[T, J, 3]`` (as test_oracle.py compares them)."""
-    right, up, front = (ufbx_oracle.axis_vector(a) for a in oracle["axes"])
-    conv = np.stack([front, right, up])
-    (st,) = oracle["stacks"].values()
-    idx = np.array([oracle["names"].index(n) for n in clip.skeleton.names])
-    expected = st["positions"][:, idx] @ conv.T * oracle["unit_meters"]
+    (stack,) = oracle["stacks"]
+    expected, local = ufbx_oracle.as_clip_motion(oracle, stack, clip.skeleton)
     extent = float(np.ptp(expected.reshape(-1, 3), axis=0).max())
     pos_err = float(np.abs(clip.world_positions() - expected).max()) / extent
-    world = quat.from_matrix(conv @ st["world_rotations"][:, idx] @ conv.T)
-    rest = quat.from_matrix(conv @ oracle["rest_rotations"][idx] @ conv.T)
-    folded = quat.qmul(world, quat.conj(rest)[None])
-    parents = clip.skeleton.parents
-    local = folded.copy()
-    local[:, 1:] = quat.qmul(quat.conj(folded[:, parents[1:]]), folded[:, 1:])
     rot_err = float(np.degrees(quat.angle_between(clip.rotations, local)).max())
     return pos_err, rot_err, expected
 

@@ -38,27 +38,12 @@ def test_every_data_file_is_covered(data_dir):
     assert sorted(p.name for p in (data_dir / "fbx").glob("*.fbx")) == sorted(FILES)
 
 
-def _conversion(oracle) -> tuple[np.ndarray, float]:
-    """optiq's axes from ufbx's reading of the file's axes: front -> +X, right -> +Y, up -> +Z; metres per unit."""
-    right, up, front = (ufbx_oracle.axis_vector(a) for a in oracle["axes"])
-    return np.stack([front, right, up]), oracle["unit_meters"]
-
-
-def _match(clip, oracle) -> np.ndarray:
-    """Index of each of our joints among ufbx's nodes (by name; the first node of that name)."""
-    names = oracle["names"]
-    return np.array([names.index(n) for n in clip.skeleton.names])
-
-
 @pytest.mark.parametrize("name", FILES)
 def test_world_positions_match_ufbx(fbx_results, name):
     clips, oracle = fbx_results(name)
     assert [c.name for c in clips] == list(oracle["stacks"])
-    conv, unit = _conversion(oracle)
     for clip in clips:
-        st = oracle["stacks"][clip.name]
-        idx = _match(clip, oracle)
-        expected = st["positions"][:, idx] @ conv.T * unit
+        expected, _ = ufbx_oracle.as_clip_motion(oracle, clip.name, clip.skeleton)
         got = clip.world_positions()
         assert got.shape == expected.shape
         extent = float(np.ptp(expected.reshape(-1, 3), axis=0).max())
@@ -71,16 +56,8 @@ def test_local_rotations_match_ufbx(fbx_results, name):
     """ufbx's world rotations (polar part of its world matrices, in optiq axes) folded exactly as the Clip defines
     its rotations: world relative to the default pose, then relative to the parent joint."""
     clips, oracle = fbx_results(name)
-    conv, _ = _conversion(oracle)
     for clip in clips:
-        st = oracle["stacks"][clip.name]
-        idx = _match(clip, oracle)
-        world = quat.from_matrix(conv @ st["world_rotations"][:, idx] @ conv.T)
-        rest = quat.from_matrix(conv @ oracle["rest_rotations"][idx] @ conv.T)
-        folded = quat.qmul(world, quat.conj(rest)[None])
-        parents = clip.skeleton.parents
-        expected = folded.copy()
-        expected[:, 1:] = quat.qmul(quat.conj(folded[:, parents[1:]]), folded[:, 1:])
+        _, expected = ufbx_oracle.as_clip_motion(oracle, clip.name, clip.skeleton)
         err = np.degrees(quat.angle_between(clip.rotations, expected)).max()
         assert err <= 1e-3, f"{name}: max local rotation error {err:.3g} degrees"
 

@@ -11,6 +11,7 @@ import optiq.axes
 import pytest
 from optiq.errors import ParseError
 from optiq_fbx.loader import load_fbx
+from optiq_fbx.scene import object_name
 
 
 def _limbnode_models(data: bytes) -> int:
@@ -176,10 +177,6 @@ def _written(data_dir):
     return clip, top, objects, connections
 
 
-def _name(obj) -> str:
-    return obj.props[1].split("\x00")[0]
-
-
 def _set_p(obj, key: str, value) -> None:
     props = obj.find("Properties70")
     for p in props.children:
@@ -197,7 +194,7 @@ def test_curve_without_keys_keeps_the_curve_node_value(data_dir, tmp_path):
     ids = {o.props[0]: o for o in objects.children}
     links = [c.props for c in connections.children]
     joint = "right_hip"
-    model = next(i for i, o in ids.items() if o.name == "Model" and _name(o) == joint)
+    model = next(i for i, o in ids.items() if o.name == "Model" and object_name(o.props[1]) == joint)
     node = next(ids[c[1]] for c in links if c[0] == "OP" and c[2] == model and c[3] == "Lcl Rotation")
     for axis, value in zip("XYZ", (30.0, 0.0, 0.0), strict=True):
         _set_p(node, f"d|{axis}", value)
@@ -225,7 +222,7 @@ def test_a_muted_first_layer_leaves_the_next_layer_as_the_base(data_dir, tmp_pat
     stack = next(o for o in objects.children if o.name == "AnimationStack")
     layer = next(o for o in objects.children if o.name == "AnimationLayer")
     joint = "chest"
-    model = next(o for o in objects.children if o.name == "Model" and _name(o) == joint)
+    model = next(o for o in objects.children if o.name == "Model" and object_name(o.props[1]) == joint)
     plain = tmp_path / "plain.fbx"
     plain.write_bytes(encode_fbx(top))
 

@@ -19,8 +19,9 @@ from optiq.axes import axis_matrix
 from optiq.cli.main import build_cli
 from optiq_fbx import writer as writer_module
 from optiq_fbx.binary_write import MAGIC
-from optiq_fbx.writer import KTIME_PER_SECOND, write_fbx
-from ufbx_oracle import oracle_positions
+from optiq_fbx.curves import TICKS_PER_SECOND
+from optiq_fbx.writer import write_fbx
+from ufbx_oracle import as_clip_motion, oracle_positions
 
 # One real clip per source format: (path under data_dir, frames, joints, fps) as each file states them.
 CLIPS = {
@@ -38,11 +39,9 @@ def ufbx_joint_motion(path: Path, clip: optiq.Clip, fps: float | None = None) ->
     the clip's joint order, and the single stack's data."""
     o = oracle_positions(path, fps)
     assert len(o["stacks"]) == 1
-    stack = o["stacks"][clip.name]
-    idx = [o["names"].index(n) for n in clip.skeleton.names]
-    up = "y" if o["axes"] == Y_UP_AXES else "z"
-    pos = stack["positions"][:, idx] * o["unit_meters"] @ axis_matrix(up).T
-    return o, pos, stack
+    assert o["axes"] in (Y_UP_AXES, Z_UP_AXES)
+    pos, _ = as_clip_motion(o, clip.name, clip.skeleton)
+    return o, pos, o["stacks"][clip.name]
 
 
 def same_joints(back: optiq.Clip, clip: optiq.Clip) -> np.ndarray:
@@ -113,8 +112,8 @@ def test_file_layout(exported):
     footer_id = data.rindex(bytes.fromhex("fabcab09d0c8d466b176fb831cf7267e"))
     pad = len(data) - (footer_id + 20) - 4 - 120 - 16  # zero bytes aligning the version to 16
     assert 1 <= pad <= 16 and (footer_id + 20 + pad) % 16 == 0 and data[footer_id + 16:footer_id + 20 + pad] == b"\0" * (4 + pad)
-    # The stop time of the take: (frames - 1) frames at KTIME_PER_SECOND ticks per second.
-    stop = round((clip.num_frames - 1) * KTIME_PER_SECOND / clip.fps)
+    # The stop time of the take: (frames - 1) frames at TICKS_PER_SECOND ticks per second.
+    stop = round((clip.num_frames - 1) * TICKS_PER_SECOND / clip.fps)
     assert struct.pack("<q", stop) in data
 
 

@@ -38,10 +38,36 @@ def _matrix(m) -> np.ndarray:
     return out
 
 
-def _child(path: str, fps: float | None, wfd: int) -> None:
-    import gc
+def in_forked_child(fn, *args, what: str = "ufbx child"):
+    """``fn(*args)`` run in a forked child that never frees anything (garbage collector off, ``os._exit``); its
+    picklable result comes back through a pipe. Raises RuntimeError naming ``what`` when the child fails."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        os.close(rfd)
+        code = 0
+        try:
+            import gc
 
-    gc.disable()
+            gc.disable()
+            data = pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(wfd, "wb") as f:
+                f.write(struct.pack("<Q", len(data)))
+                f.write(data)
+        except BaseException:  # noqa: BLE001 - any failure is reported to the parent as an exit status
+            code = 3
+        os._exit(code)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as f:
+        head = f.read(8)
+        payload = f.read(struct.unpack("<Q", head)[0]) if len(head) == 8 else b""
+    _, status = os.waitpid(pid, 0)
+    if not payload or os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{what} failed (exit {os.waitstatus_to_exitcode(status)})")
+    return pickle.loads(payload)
+
+
+def _child(path: str, fps: float | None) -> dict:
     import ufbx
 
     keep = _KEEP
@@ -88,17 +114,13 @@ def _child(path: str, fps: float | None, wfd: int) -> None:
                 local_rot[k, i] = (q.w, q.x, q.y, q.z)
         stacks.append({"name": stack.name, "time_begin": t0, "time_end": t1, "times": times, "world": world,
                        "local_rotations": local_rot})
-    result = {
+    return {
         "names": names, "parents": np.array(parents), "kinds": np.array(kinds), "inherit": np.array(inherit),
         "rest_world": rest, "fps": rate, "file_fps": float(settings.frames_per_second),
         "unit_meters": float(settings.unit_meters),
         "axes": (int(axes.right), int(axes.up), int(axes.front)),
         "stacks": stacks,
     }
-    data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-    with os.fdopen(wfd, "wb") as f:
-        f.write(struct.pack("<Q", len(data)))
-        f.write(data)
 
 
 def oracle_scene(path: str | os.PathLike, fps: float | None = None) -> dict:
@@ -116,24 +138,7 @@ def oracle_scene(path: str | os.PathLike, fps: float | None = None) -> dict:
     [T, N, 4] wxyz (ufbx's local rotation, pre- and post-rotations included). Positions are in the file's axes
     and units. Raises RuntimeError when the child dies or ufbx cannot load the file.
     """
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        os.close(rfd)
-        code = 0
-        try:
-            _child(os.fspath(path), fps, wfd)
-        except BaseException:  # noqa: BLE001 - any failure is reported to the parent as an exit status
-            code = 3
-        os._exit(code)
-    os.close(wfd)
-    with os.fdopen(rfd, "rb") as f:
-        head = f.read(8)
-        payload = f.read(struct.unpack("<Q", head)[0]) if len(head) == 8 else b""
-    _, status = os.waitpid(pid, 0)
-    if not payload or os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"ufbx child failed on {Path(path).name} (exit {os.waitstatus_to_exitcode(status)})")
-    return pickle.loads(payload)
+    return in_forked_child(_child, os.fspath(path), fps, what=f"ufbx child on {Path(path).name}")
 
 
 def polar_rotation(m: np.ndarray) -> np.ndarray:
@@ -160,3 +165,24 @@ def oracle_positions(path: str | os.PathLike, fps: float | None = None) -> dict:
     return {"names": s["names"], "parents": s["parents"], "kinds": s["kinds"], "fps": s["fps"],
             "file_fps": s["file_fps"], "unit_meters": s["unit_meters"], "axes": s["axes"], "stacks": stacks,
             "rest_positions": s["rest_world"][:, :3, 3], "rest_rotations": polar_rotation(s["rest_world"][:, :3, :3])}
+
+
+def as_clip_motion(oracle: dict, stack: str, skeleton) -> tuple[np.ndarray, np.ndarray]:
+    """ufbx's motion of ``skeleton``'s joints (matched by name) in ``stack``, as an optiq Clip holds it: world
+    positions ``[T, J, 3]`` in metres and optiq's axes (the file's front -> +X, right -> +Y, up -> +Z, from ufbx's
+    reading of them), and local rotations ``[T, J, 4]`` wxyz folded as ``Clip.rotations`` are: world rotations
+    relative to the default pose, then relative to the parent joint."""
+    from optiq import quat
+
+    right, up, front = (axis_vector(a) for a in oracle["axes"])
+    conv = np.stack([front, right, up])
+    st = oracle["stacks"][stack]
+    idx = np.array([oracle["names"].index(n) for n in skeleton.names])
+    positions = st["positions"][:, idx] @ conv.T * oracle["unit_meters"]
+    world = quat.from_matrix(conv @ st["world_rotations"][:, idx] @ conv.T)
+    rest = quat.from_matrix(conv @ oracle["rest_rotations"][idx] @ conv.T)
+    folded = quat.qmul(world, quat.conj(rest)[None])
+    parents = skeleton.parents
+    local = folded.copy()
+    local[:, 1:] = quat.qmul(quat.conj(folded[:, parents[1:]]), folded[:, 1:])
+    return positions, local

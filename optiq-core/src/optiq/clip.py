@@ -141,9 +141,10 @@ class Clip:
         """World joint rotations ``[T, J, 4]`` wxyz."""
         return self.forward_kinematics()[1]
 
-    def end_site_positions(self) -> dict[int, np.ndarray]:
-        """World positions ``{joint: [T, 3]}`` of the skeleton's end sites."""
-        pos, rot = self.forward_kinematics()
+    def end_site_positions(self, fk: tuple[np.ndarray, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+        """World positions ``{joint: [T, 3]}`` of the skeleton's end sites. fk: this clip's
+        ``forward_kinematics()`` result when the caller has it already (it is computed otherwise)."""
+        pos, rot = self.forward_kinematics() if fk is None else fk
         return {j: pos[:, j] + quat.rotate(rot[:, j], off) for j, off in self.skeleton.end_sites.items()}
 
     def linear_velocities(self, positions: np.ndarray | None = None) -> np.ndarray:

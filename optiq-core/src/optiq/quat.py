@@ -183,6 +183,20 @@ def from_matrix(m: np.ndarray) -> np.ndarray:
     return np.where(q[..., :1] < 0, -q, q)
 
 
+def from_matrix_parts(m: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``[4, ...]`` wxyz (components first, sign not normalised) of rotation matrices
+    ``[3, 3, ...]`` (components first), in numpy: Shepperd's method. The rows of the outer product ``4 q q^T`` are
+    all proportional to q; each matrix uses the row of the largest ``|q_i|``, which keeps the normalisation well
+    conditioned. ``from_matrix`` is the ``[..., 3, 3]`` form (through scipy)."""
+    m00, m11, m22 = m[0, 0], m[1, 1], m[2, 2]
+    wx, wy, wz = m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]
+    xy, xz, yz = m[0, 1] + m[1, 0], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1]
+    diag = np.stack([1.0 + m00 + m11 + m22, 1.0 + m00 - m11 - m22, 1.0 - m00 + m11 - m22, 1.0 - m00 - m11 + m22])
+    rows = np.array([[diag[0], wx, wy, wz], [wx, diag[1], xy, xz], [wy, xy, diag[2], yz], [wz, xz, yz, diag[3]]])
+    q = np.take_along_axis(rows, np.argmax(diag, axis=0)[None, None], axis=0)[0]
+    return q / np.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])[None]
+
+
 def make_continuous(q: np.ndarray, axis: int = 0) -> np.ndarray:
     """Flip signs along ``axis`` so consecutive quaternions lie in the same hemisphere (for filtering)."""
     q = np.moveaxis(np.array(q, dtype=np.float64, copy=True), axis, 0)

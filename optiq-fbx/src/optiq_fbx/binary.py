@@ -1,12 +1,12 @@
-"""Binary FBX (6.x and 7.x) node-tree parser.
+"""Binary FBX (7.x) node-tree parser.
 
 Layout (as publicly documented by Blender's importer notes and the ufbx sources): a 27-byte header
 (``Kaydara FBX Binary  \\0``, 2 bytes, uint32 version), then node records. A record is ``end offset, property
 count, property bytes`` (uint32 each before version 7500, uint64 from 7500), a uint8 name length and the name,
 its properties, its children, and a zero record closing the children. Properties start with a type code: ``Y``
-int16, ``C`` bool, ``I`` int32, ``F`` float32, ``D`` float64, ``L`` int64, ``S`` string, ``R`` raw bytes, and
-arrays ``f d l i b`` (uint32 length, encoding 0 = raw or 1 = zlib, byte size, then the data). Arrays are decoded
-with one ``np.frombuffer`` (and one zlib call) each.
+int16, ``C`` one byte (booleans and one-letter codes, returned as an int), ``I`` int32, ``F`` float32, ``D``
+float64, ``L`` int64, ``S`` string, ``R`` raw bytes, and arrays ``f d l i b`` (uint32 length, encoding 0 = raw
+or 1 = zlib, byte size, then the data). Arrays are decoded with one ``np.frombuffer`` (and one zlib call) each.
 """
 
 from __future__ import annotations

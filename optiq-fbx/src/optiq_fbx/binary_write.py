@@ -14,9 +14,10 @@ import zlib
 
 import numpy as np
 
+from .binary import MAGIC as BINARY_MAGIC
 from .nodes import Node
 
-MAGIC = b"Kaydara FBX Binary  \x00\x1a\x00"
+MAGIC = BINARY_MAGIC + b"\x1a\x00"  # then the uint32 version
 VERSION = 7400
 NULL_RECORD = b"\x00" * 13  # 32-bit node headers: three uint32 and one uint8, all zero
 # FileId, CreationTime and the footer id belong together; these are the values Blender's exporter writes (and the

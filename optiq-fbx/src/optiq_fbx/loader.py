@@ -272,7 +272,7 @@ def _converted(lin: np.ndarray, pos: np.ndarray, conv: np.ndarray, scale: float)
     being the linear part with its column scales divided out."""
     pos = _apply(conv * scale, pos)
     norms = np.sqrt(lin[0] * lin[0] + lin[1] * lin[1] + lin[2] * lin[2])
-    q = _matrix_to_quat(lin * (1.0 / np.where(norms == 0.0, 1.0, norms))[None])
+    q = quat.from_matrix_parts(lin * (1.0 / np.where(norms == 0.0, 1.0, norms))[None])
     # The rotation part of conv @ R @ conv^T equals P @ R @ P^T with the proper rotation P = det(conv) * conv
     # (a reflection's sign cancels), whose quaternion is (w, P v).
     q[1:] = _apply(conv * np.sign(np.linalg.det(conv)), q[1:])
@@ -284,36 +284,6 @@ def _apply(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     permutations: one product per component)."""
     return np.stack([sum((m[i, j] * v[j] for j in range(3) if m[i, j] != 0.0), np.zeros(v.shape[1:]))
                      for i in range(3)])
-
-
-def _matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    """Unit quaternions ``[4, ...]`` wxyz of rotation matrices ``[3, 3, ...]`` (Shepperd's method: the rows of
-    the outer product ``4 q q^T`` are all proportional to q; each matrix uses the row of the largest ``|q_i|``,
-    which keeps the normalisation well conditioned)."""
-    m00, m11, m22 = m[0, 0], m[1, 1], m[2, 2]
-    wx, wy, wz = m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]
-    xy, xz, yz = m[0, 1] + m[1, 0], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1]
-    diag = np.stack([1.0 + m00 + m11 + m22, 1.0 + m00 - m11 - m22, 1.0 - m00 + m11 - m22, 1.0 - m00 - m11 + m22])
-    rows = np.array([[diag[0], wx, wy, wz], [wx, diag[1], xy, xz], [wy, xy, diag[2], yz], [wz, xz, yz, diag[3]]])
-    q = np.take_along_axis(rows, np.argmax(diag, axis=0)[None, None], axis=0)[0]
-    return q / np.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])[None]
-
-
-def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton products ``[4, ...]`` of wxyz quaternions ``[4, ...]`` (components first)."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw])
-
-
-def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Vectors ``[3, ...]`` rotated by the inverse of unit quaternions ``[4, ...]`` (components first)."""
-    w, u = q[0], -q[1:]
-    cross = np.stack([u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]])
-    cross2 = np.stack([u[1] * cross[2] - u[2] * cross[1], u[2] * cross[0] - u[0] * cross[2],
-                       u[0] * cross[1] - u[1] * cross[0]])
-    return v + 2.0 * (w * cross + cross2)
 
 
 def load_fbx(path: str | os.PathLike, *, stack: str | None = None, fps: float | None = None,
@@ -425,15 +395,16 @@ def _clip(pos: np.ndarray, rot: np.ndarray, parents: np.ndarray, rest_rot: np.nd
     # Folded: a joint's world rotation relative to its rest world rotation.
     # Products of unit quaternions stay unit to rounding: no renormalisation needed.
     conj_rest = rest_rot * np.array([1.0, -1.0, -1.0, -1.0])[:, None]
-    wq = _qmul(rot, conj_rest[..., None])
+    wq = np.stack(quat.qmul_parts(rot, conj_rest[..., None]))
     local = np.empty_like(wq)
     local[:, 0] = wq[:, 0]
     wp = wq[:, parents[1:]]
-    local[:, 1:] = _qmul(wp * np.array([1.0, -1.0, -1.0, -1.0])[:, None, None], wq[:, 1:])
+    local[:, 1:] = np.stack(quat.qmul_parts(wp * np.array([1.0, -1.0, -1.0, -1.0])[:, None, None], wq[:, 1:]))
     # Consecutive frames in one hemisphere (what quat.make_continuous does, in this layout).
     flips = np.cumprod(np.where(np.einsum("ijt,ijt->jt", local[:, :, 1:], local[:, :, :-1]) < 0, -1.0, 1.0), axis=1)
     local[:, :, 1:] *= flips[None]
-    trans = _rotate_inverse(wp, pos[:, 1:] - pos[:, parents[1:]])
+    trans = np.stack(quat.rotate_parts(wp * np.array([1.0, -1.0, -1.0, -1.0])[:, None, None],
+                                       pos[:, 1:] - pos[:, parents[1:]]))
     extent = float((pos.max(axis=(1, 2)) - pos.min(axis=(1, 2))).max()) or 1.0
     local_translations = None
     # Translations that vary by less than 1e-6 of the motion's extent are float32 noise of animated Lcl

@@ -29,13 +29,14 @@ from optiq.clip import Clip
 from optiq.errors import OptiqError
 
 from .binary_write import CREATION_TIME, FILE_ID, VERSION, add, encode_fbx
+from .curves import TICKS_PER_SECOND
+from .loader import TIME_MODES
 from .nodes import Node
 
-KTIME_PER_SECOND = 46186158000  # FBX time unit: ticks per second
 CREATOR = "optiq-fbx"
-# FBX TimeMode enum values of the standard frame rates; any other rate is written as Custom (14) + CustomFrameRate.
-_TIME_MODES = {120.0: 1, 100.0: 2, 60.0: 3, 50.0: 4, 48.0: 5, 30.0: 6, 25.0: 10, 24.0: 11, 1000.0: 12, 96.0: 15,
-               72.0: 16}
+# FBX TimeMode enum values of the whole-number rates the reader knows (the lower mode where two share a rate: 30
+# is 6, not 7 drop-frame); any other rate is written as Custom (14) + CustomFrameRate.
+_TIME_MODES = {rate: mode for mode, rate in sorted(TIME_MODES.items(), reverse=True) if float(rate).is_integer()}
 _TIME_MODE_CUSTOM = 14
 # KeyAttrDataFloat of a linear key: right slope, next left slope, the packed default tangent weights (0.3333 and
 # 0.3333 as two int16 in one int32, 0x0D050D05) read as a float, velocities; only the interpolation flag matters.
@@ -213,7 +214,7 @@ def fbx_nodes(clip: Clip, *, up: str = "y", unit: str | float = "cm", path: str 
     file_clip = clip.transformed(axis_matrix(up).T, 1.0 / scale)  # optiq axes and metres -> file axes and unit
     sk = file_clip.skeleton
     n_frames, n_joints = file_clip.num_frames, sk.num_joints
-    times = np.rint(np.arange(n_frames) * (KTIME_PER_SECOND / clip.fps)).astype(np.int64)
+    times = np.rint(np.arange(n_frames) * (TICKS_PER_SECOND / clip.fps)).astype(np.int64)
     stop = times[-1]
     euler = _euler_xyz_degrees(file_clip.rotations)  # [T, J, 3]
     local = file_clip.local_offsets()  # [T, J, 3]: root row = root translation

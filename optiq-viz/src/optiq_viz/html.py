@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
-from optiq import Clip, OptiqError, SkeletonMismatchError, quat
+from optiq import Clip, OptiqError
 from optiq.atomic import atomic_path, check_output_path
-from optiq.datasets.base import check_topology
 from plotly.subplots import make_subplots
 
+from .inputs import check_prediction
 from .plots import PALETTE, TEMPLATE, add_label_timeline, timeline_rows
 
 MAX_FRAMES = 600
@@ -53,14 +53,14 @@ def skeleton_path(parents: np.ndarray) -> np.ndarray:
 def skeleton_points(clip: Clip) -> tuple[np.ndarray, list[str]]:
     """The clip's skeleton polyline: points ``[T, P, 3]`` float32 metres (world, Z up; NaN at breaks), end sites
     included, and the hover name of each of the ``P`` points (``""`` at breaks)."""
-    pos, rot = clip.forward_kinematics()
+    fk = clip.forward_kinematics()
     sk = clip.skeleton
     ends = sorted(sk.end_sites)
-    parents = sk.parents
+    pos, parents = fk[0], sk.parents
     names = list(sk.names)
     if ends:
-        offsets = np.stack([sk.end_sites[j] for j in ends])
-        pos = np.concatenate((pos, pos[:, ends] + quat.rotate(rot[:, ends], offsets)), axis=1)
+        sites = clip.end_site_positions(fk)
+        pos = np.concatenate((pos, np.stack([sites[j] for j in ends], axis=1)), axis=1)
         parents = np.concatenate((parents, ends))
         names += [f"{sk.names[j]} (end site)" for j in ends]
     path = skeleton_path(parents)
@@ -105,7 +105,7 @@ def plot_skeleton(clips: Clip | Sequence[Clip], pred: Clip | Sequence[Clip] | No
     for i, clip in enumerate(clips):
         tracks.append((clip, clip.name))
         if i < len(preds):
-            _check_prediction(preds[i], clip)
+            check_prediction(preds[i], clip)
             tracks.append((preds[i], f"{clip.name} (prediction)"))
     times, index, step, total = display_frames([c for c, _ in tracks], max_frames)
     note = ""
@@ -141,13 +141,6 @@ def plot_skeleton(clips: Clip | Sequence[Clip], pred: Clip | Sequence[Clip] | No
     _layout(fig, lo, hi, labels=[str(round(t * fps)) for t in times], frame_ms=1000.0 * step / fps,
             title=title or _title(clips, preds, note), timeline_rows=rows)
     return fig
-
-
-def _check_prediction(pred: Clip, clip: Clip) -> None:
-    check_topology(pred.skeleton, clip.skeleton, f"prediction {pred.name!r}", reference_what=f"clip {clip.name!r}")
-    if pred.num_frames != clip.num_frames:
-        raise SkeletonMismatchError(
-            f"prediction {pred.name!r} has {pred.num_frames} frames, clip {clip.name!r} has {clip.num_frames}")
 
 
 def _bounds(points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:

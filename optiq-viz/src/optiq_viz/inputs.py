@@ -51,12 +51,19 @@ def load_prediction(path: str | os.PathLike, reference: Clip) -> Clip:
     else:
         pred = optiq.load_clip(path)
     pred = _non_empty(pred, path)
+    check_prediction(pred, reference, path)
+    return pred
+
+
+def check_prediction(pred: Clip, reference: Clip, path: str | os.PathLike | None = None) -> None:
+    """Raise SkeletonMismatchError (naming ``path`` when given) unless ``pred`` has the reference's skeleton
+    topology and frame count."""
     check_topology(pred.skeleton, reference.skeleton, f"prediction {pred.name!r}", path,
                    f"clip {reference.name!r}")
     if pred.num_frames != reference.num_frames:
         raise SkeletonMismatchError(
-            f"prediction has {pred.num_frames} frames, clip {reference.name!r} has {reference.num_frames}", path)
-    return pred
+            f"prediction {pred.name!r} has {pred.num_frames} frames, clip {reference.name!r} has "
+            f"{reference.num_frames}", path)
 
 
 def _non_empty(clip: Clip, source: str | os.PathLike) -> Clip:

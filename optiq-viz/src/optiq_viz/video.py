@@ -23,7 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from optiq import Clip, OptiqError, quat
+from optiq import Clip, OptiqError
 from optiq.atomic import atomic_path
 
 from . import raster
@@ -113,11 +113,11 @@ def _prepare(clips: Clip | Sequence[Clip], fps: float | None) -> list[Clip]:
 def _points(clip: Clip, frames: int) -> tuple[np.ndarray, np.ndarray, int]:
     """World points ``[frames, J + E, 3]`` (joints, then end sites), bones ``[E', 2]`` and the joint count.
     A clip shorter than ``frames`` holds its last pose."""
-    pos, rot = clip.forward_kinematics()
-    parents = clip.skeleton.parents
+    fk = clip.forward_kinematics()
+    pos, parents = fk[0], clip.skeleton.parents
     sites = sorted(clip.skeleton.end_sites)
-    ends = [pos[:, j] + quat.rotate(rot[:, j], clip.skeleton.end_sites[j]) for j in sites]
-    points = np.concatenate([pos] + [e[:, None] for e in ends], axis=1) if ends else pos
+    ends = clip.end_site_positions(fk)
+    points = np.concatenate([pos] + [ends[j][:, None] for j in sites], axis=1) if sites else pos
     j = clip.num_joints
     bones = [(int(parents[c]), c) for c in range(1, j)] + [(s, j + i) for i, s in enumerate(sites)]
     held = np.minimum(np.arange(frames), clip.num_frames - 1)

@@ -124,37 +124,16 @@ def info_cmd(path, as_json, loader) -> None:
 
 def _motion_file_summary(path: str, loader: str | None) -> dict:
     """The ``info`` of a motion file, in the layout of ``Dataset.summary()`` (schema_version None)."""
+    from ..datasets.base import summarize
     from ..io import load, loader_for
 
     cap = loader_for(path, loader)
     clips = load(path, loader)
-    first = clips[0]
-    labels: dict[str, list[str]] = {}
-    frame_labels: dict[str, str] = {}
-    for c in clips:
-        for k, v in c.labels.items():
-            labels.setdefault(k, [])
-            if v not in labels[k]:
-                labels[k].append(v)
-        frame_labels.update({k: str(v.dtype) for k, v in c.frame_labels.items()})
+    frame_labels = {k: str(v.dtype) for c in clips for k, v in c.frame_labels.items()}
     fields = ["root_translation", "rotations"]
     if any(c.local_translations is not None for c in clips):
         fields.append("local_translations")
-    return {
-        "path": str(path),
-        "format": f"motion file (loader {cap.name})",
-        "schema_version": None,
-        "num_clips": len(clips),
-        "num_frames": sum(c.num_frames for c in clips),
-        "fps": sorted({c.fps for c in clips}),
-        "fields": fields,
-        "skeleton": {"num_joints": first.skeleton.num_joints, "names": list(first.skeleton.names),
-                     "parents": first.skeleton.parents.tolist()},
-        "labels": {k: sorted(v) for k, v in labels.items()},
-        "frame_labels": frame_labels,
-        "clips": [{"name": c.name, "num_frames": c.num_frames, "fps": c.fps, "duration_s": c.duration,
-                   "labels": dict(c.labels), "frame_labels": list(c.frame_labels)} for c in clips],
-    }
+    return summarize(path, f"motion file (loader {cap.name})", None, clips[0].skeleton, clips, fields, frame_labels)
 
 
 def _short(text: str, size: int = 32) -> str:

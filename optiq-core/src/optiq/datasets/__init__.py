@@ -1,7 +1,8 @@
 """Datasets of clips: ``open_dataset`` and ``write_dataset`` over the format registry (parquet, hdf5, plugins).
 
 A format is a registered object with ``open(path) -> Dataset`` and ``writer(path, skeleton, *, frame_labels,
-local_translations, velocities, **options) -> DatasetWriter``; the built-in ones are ParquetFormat and HDF5Format.
+local_translations, velocities, **options) -> DatasetWriter`` (``DatasetFormat`` subclasses); the built-in ones are
+ParquetFormat and HDF5Format.
 """
 
 from __future__ import annotations
@@ -16,18 +17,29 @@ import numpy as np
 from ..atomic import atomic_path
 from ..clip import Clip
 from ..errors import DatasetError, PluginError
-from .base import SCHEMA_VERSION, Chunk, ClipInfo, Dataset, DatasetWriter, WindowSet, check_topology
+from .base import (
+    SCHEMA_VERSION,
+    Chunk,
+    ClipInfo,
+    Dataset,
+    DatasetFormat,
+    DatasetWriter,
+    WindowSet,
+    check_topology,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "Chunk",
     "ClipInfo",
     "Dataset",
+    "DatasetFormat",
     "DatasetWriter",
     "WindowSet",
     "check_topology",
     "format_for",
     "frame_label_dtypes",
+    "merged_label_dtype",
     "open_dataset",
     "write_dataset",
 ]
@@ -59,6 +71,15 @@ def open_dataset(path: str | os.PathLike, format: str | None = None) -> Dataset:
     return fmt.open(path)
 
 
+def merged_label_dtype(dtypes: Sequence[np.dtype]) -> np.dtype | None:
+    """The one dtype that holds a frame label's arrays of ``dtypes``: text stays text, numbers widen; None when
+    text mixes with numbers."""
+    text = [np.dtype(d).kind in "USO" for d in dtypes]
+    if any(text) and not all(text):
+        return None
+    return np.dtype(str) if all(text) else np.result_type(*dtypes)
+
+
 def frame_label_dtypes(clips: Iterable[Clip]) -> dict[str, np.dtype]:
     """The dtype of every frame label across ``clips`` (text stays text, numbers widen)."""
     kinds: dict[str, list[np.dtype]] = {}
@@ -67,10 +88,10 @@ def frame_label_dtypes(clips: Iterable[Clip]) -> dict[str, np.dtype]:
             kinds.setdefault(k, []).append(v.dtype)
     out = {}
     for name, dts in kinds.items():
-        text = [d.kind in "USO" for d in dts]
-        if any(text) and not all(text):
+        merged = merged_label_dtype(dts)
+        if merged is None:
             raise DatasetError(f"frame label {name!r} is text in some clips and numbers in others")
-        out[name] = np.dtype(str) if all(text) else np.result_type(*dts)
+        out[name] = merged
     return out
 
 

@@ -308,11 +308,7 @@ class Dataset:
     @property
     def labels(self) -> dict[str, list[str]]:
         """Every clip label key with the sorted values it takes across clips."""
-        out: dict[str, set[str]] = {}
-        for c in self.clips:
-            for k, v in c.labels.items():
-                out.setdefault(k, set()).add(v)
-        return {k: sorted(v) for k, v in sorted(out.items())}
+        return label_values(self.clips)
 
     def info(self, clip: str | int) -> ClipInfo:
         """The clip table row of ``clip`` (a name or an index)."""
@@ -392,7 +388,12 @@ class Dataset:
                 yield Chunk(info.name, a, self._clip(info, a, b))
 
     def _clip(self, info: ClipInfo, start: int, stop: int) -> Clip:
-        arr = self.arrays(info.name, start, stop, [*CLIP_FIELDS, *info.frame_labels])
+        fields = [*CLIP_FIELDS, *info.frame_labels]
+        return self.clip_from_arrays(info.name, self.arrays(info.name, start, stop, fields))
+
+    def clip_from_arrays(self, clip: str | int, arr: Mapping[str, np.ndarray]) -> Clip:
+        """A Clip (float64) of ``clip`` from frames read with ``arrays`` (its motion fields and frame labels)."""
+        info = self.info(clip)
         return Clip(
             self.clip_skeleton(info.name), info.fps,
             # Renormalised: float32 storage leaves norms 1e-7 off unit, which ill-conditions angle comparisons.
@@ -411,22 +412,8 @@ class Dataset:
     # --- summary and lifetime ------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """What ``optiq data info --json`` prints: sizes, skeleton, fps, labels and the clip table."""
-        return {
-            "path": str(self.path),
-            "format": self.format_name,
-            "schema_version": SCHEMA_VERSION,
-            "num_clips": len(self.clips),
-            "num_frames": self.num_frames,
-            "fps": sorted({c.fps for c in self.clips}),
-            "fields": list(self.fields),
-            "skeleton": {"num_joints": self.skeleton.num_joints, "names": list(self.skeleton.names),
-                         "parents": self.skeleton.parents.tolist()},
-            "labels": self.labels,
-            "frame_labels": dict(self.frame_label_types),
-            "clips": [{"name": c.name, "num_frames": c.num_frames, "fps": c.fps,
-                       "duration_s": (c.num_frames - 1) / c.fps, "labels": dict(c.labels),
-                       "frame_labels": list(c.frame_labels)} for c in self.clips],
-        }
+        return summarize(self.path, self.format_name, SCHEMA_VERSION, self.skeleton, self.clips, self.fields,
+                         self.frame_label_types)
 
     def close(self) -> None:
         """Release the file."""
@@ -436,6 +423,37 @@ class Dataset:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def label_values(clips: Sequence[ClipInfo | Clip]) -> dict[str, list[str]]:
+    """Every clip label key of ``clips`` with the sorted values it takes across them."""
+    out: dict[str, set[str]] = {}
+    for c in clips:
+        for k, v in c.labels.items():
+            out.setdefault(k, set()).add(v)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def summarize(path: str | os.PathLike, format_name: str, schema_version: int | None, skeleton: Skeleton,
+              clips: Sequence[ClipInfo | Clip], fields: Sequence[str],
+              frame_label_types: Mapping[str, str]) -> dict[str, Any]:
+    """The ``optiq data info --json`` object of a dataset's clip table, or of the clips of a motion file."""
+    return {
+        "path": str(path),
+        "format": format_name,
+        "schema_version": schema_version,
+        "num_clips": len(clips),
+        "num_frames": sum(c.num_frames for c in clips),
+        "fps": sorted({c.fps for c in clips}),
+        "fields": list(fields),
+        "skeleton": {"num_joints": skeleton.num_joints, "names": list(skeleton.names),
+                     "parents": skeleton.parents.tolist()},
+        "labels": label_values(clips),
+        "frame_labels": dict(frame_label_types),
+        "clips": [{"name": c.name, "num_frames": c.num_frames, "fps": c.fps,
+                   "duration_s": (c.num_frames - 1) / c.fps, "labels": dict(c.labels),
+                   "frame_labels": list(c.frame_labels)} for c in clips],
+    }
 
 
 class WindowSet(Sequence):
@@ -469,3 +487,21 @@ class WindowSet(Sequence):
         if not -len(self) <= i < len(self):
             raise IndexError(f"window {i} of {len(self)}")
         return self.dataset.window(int(self.clip_index[i]), int(self.starts[i]), self.length)
+
+
+class DatasetFormat:
+    """A dataset format as registered through ``optiq_register_formats``: ``open(path) -> Dataset`` and
+    ``writer(path, skeleton, *, frame_labels, local_translations, velocities, **options) -> DatasetWriter``.
+    Subclasses name their ``dataset`` and ``writer_class``."""
+
+    name = "?"
+    dataset: type[Dataset] = Dataset
+    writer_class: type[DatasetWriter] = DatasetWriter
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Dataset:
+        return cls.dataset(path)
+
+    @classmethod
+    def writer(cls, path: str | os.PathLike, skeleton: Skeleton, **options: Any) -> DatasetWriter:
+        return cls.writer_class(path, skeleton, **options)

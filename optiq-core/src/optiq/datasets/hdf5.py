@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from ..errors import DatasetError
-from .base import FORMAT_TAG, MOTION_FIELDS, ClipInfo, Dataset, DatasetWriter, parse_header
+from .base import FORMAT_TAG, MOTION_FIELDS, ClipInfo, Dataset, DatasetFormat, DatasetWriter, parse_header
 
 CHUNK_FRAMES = 256
 
@@ -151,18 +151,9 @@ class HDF5Dataset(Dataset):
         self._file.close()
 
 
-class HDF5Format:
-    """The ``hdf5`` dataset format: ``open(path) -> Dataset``, ``writer(path, skeleton, **options)``."""
+class HDF5Format(DatasetFormat):
+    """The ``hdf5`` dataset format (see DatasetFormat)."""
 
     name = "hdf5"
-    suffixes = (".h5", ".hdf5")
-
-    @staticmethod
-    def open(path: str | os.PathLike) -> HDF5Dataset:
-        return HDF5Dataset(path)
-
-    @staticmethod
-    def writer(path: str | os.PathLike, skeleton, *, frame_labels: Mapping[str, Any] | None = None,
-               local_translations: bool = False, velocities: bool = False, **options: Any) -> HDF5Writer:
-        return HDF5Writer(path, skeleton, frame_labels=frame_labels, local_translations=local_translations,
-                          velocities=velocities, **options)
+    dataset = HDF5Dataset
+    writer_class = HDF5Writer

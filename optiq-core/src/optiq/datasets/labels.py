@@ -18,7 +18,7 @@ import numpy as np
 
 from ..atomic import atomic_path, check_output_path
 from ..errors import DatasetError, ParseError
-from . import format_for, open_dataset
+from . import format_for, merged_label_dtype, open_dataset
 from .base import MOTION_FIELDS, Dataset
 
 
@@ -105,25 +105,24 @@ def relabel(src: str | os.PathLike, out: str | os.PathLike, *, labels: Mapping[s
         types = {k: np.dtype(str) if t == "string" else np.dtype(t) for k, t in ds.frame_label_types.items()}
         for per_clip in added.values():
             for name, arr in per_clip.items():
-                types[name] = _merge_dtype(types.get(name), arr.dtype, name, frame_labels)
+                merged = merged_label_dtype([*([types[name]] if name in types else []), arr.dtype])
+                if merged is None:
+                    raise ParseError(f"frame label {name!r} holds text in some clips and numbers in others",
+                                     frame_labels)
+                types[name] = merged
         with atomic_path(out) as tmp:
             writer = fmt.writer(tmp, ds.skeleton, frame_labels=types,
                                 local_translations=any(c.local_translations for c in ds.clips),
                                 velocities=ds.has_velocities)
             with writer:
-                for clip in ds.iter_clips():
+                for info in ds.clips:
+                    stored = ds.arrays(info.name)  # read once: the clip and the arrays copied as stored
+                    clip = ds.clip_from_arrays(info.name, stored)
                     if clip.name in chosen and labels:
                         clip = clip.with_labels(dict(labels))
                     if clip.name in added:
                         clip = clip.with_labels(frame_labels=added[clip.name])
                     # The stored float32 arrays are copied as they are (no float64 round trip).
-                    writer.add(clip, ds.arrays(clip.name, fields=list(MOTION_FIELDS)))
+                    writer.add(clip, {k: v for k, v in stored.items() if k in MOTION_FIELDS})
     return Path(out)
 
-
-def _merge_dtype(old: np.dtype | None, new: np.dtype, name: str, path: str | os.PathLike | None) -> np.dtype:
-    if old is None:
-        return new
-    if (old.kind in "USO") != (new.kind in "USO"):
-        raise ParseError(f"frame label {name!r} holds text in some clips and numbers in others", path)
-    return np.dtype(str) if old.kind in "USO" else np.result_type(old, new)

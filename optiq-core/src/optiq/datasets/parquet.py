@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DatasetError
-from .base import MOTION_FIELDS, ClipInfo, Dataset, DatasetWriter, field_shape, parse_header
+from .base import MOTION_FIELDS, ClipInfo, Dataset, DatasetFormat, DatasetWriter, field_shape, parse_header
 
 METADATA_KEY = b"optiq"
 LABEL_PREFIX = "label_"
@@ -153,18 +153,9 @@ class ParquetDataset(Dataset):
         self._file.close()
 
 
-class ParquetFormat:
-    """The ``parquet`` dataset format: ``open(path) -> Dataset``, ``writer(path, skeleton, **options)``."""
+class ParquetFormat(DatasetFormat):
+    """The ``parquet`` dataset format (see DatasetFormat)."""
 
     name = "parquet"
-    suffixes = (".parquet",)
-
-    @staticmethod
-    def open(path: str | os.PathLike) -> ParquetDataset:
-        return ParquetDataset(path)
-
-    @staticmethod
-    def writer(path: str | os.PathLike, skeleton, *, frame_labels: Mapping[str, Any] | None = None,
-               local_translations: bool = False, velocities: bool = False, **options: Any) -> ParquetWriter:
-        return ParquetWriter(path, skeleton, frame_labels=frame_labels, local_translations=local_translations,
-                             velocities=velocities, **options)
+    dataset = ParquetDataset
+    writer_class = ParquetWriter

@@ -1,0 +1,39 @@
+"""What the bench scripts share: the data folder, a median timer, and printing rows (``{name, value, unit,
+ratio, vs}``) as a table."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_root() -> Path:
+    """The real data folder: OPTIQ_TEST_DATA, default ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("OPTIQ_TEST_DATA") or ROOT.parent / "shared" / "data")
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call (caches, lazy imports)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def print_rows(title: str, rows: list[dict]) -> None:
+    """A header line, then one aligned line per row with its ratio and the peer it is measured against."""
+    width = max(len(r["name"]) for r in rows)
+    print(title)
+    print(f"{'measurement':<{width}}  {'value':>10}  {'unit':<9} ratio")
+    for r in rows:
+        vs = f" (vs {r['vs']})" if r.get("vs") else ""
+        ratio = r.get("ratio", "")
+        print(f"{r['name']:<{width}}  {r['value']:>10}  {r.get('unit', ''):<9} {ratio}{vs}")
