@@ -6,13 +6,16 @@ STAMP := $(VENV)/.optiq-installed
 OPTIQ_TEST_DATA ?= $(abspath ../shared/data)
 export OPTIQ_TEST_DATA
 
-PACKAGES := -e ./optiq-core[test] -e ./optiq-fbx[test] -e ./optiq-viz[test,png] -e . -e ./tests/plugins/optiq-example-plugin
+# optiq-models pulls torch: constraints.txt pins it to the CPU wheel (an unpinned torch pulls GB of CUDA).
+PACKAGES := -e ./optiq-core[test] -e ./optiq-fbx[test] -e ./optiq-models[test,onnx] -e ./optiq-viz[test,png] -e . \
+	-e ./tests/plugins/optiq-example-plugin
 
 .PHONY: setup demo test bench lint clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml optiq-core/pyproject.toml optiq-fbx/pyproject.toml optiq-viz/pyproject.toml constraints.txt \
+$(STAMP): pyproject.toml optiq-core/pyproject.toml optiq-fbx/pyproject.toml optiq-models/pyproject.toml \
+		optiq-viz/pyproject.toml constraints.txt \
 		tests/plugins/optiq-example-plugin/pyproject.toml tests/js/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make demo: convert real BVH files into labeled Parquet and HDF5 datasets, show them, list plugins.
+# make demo: convert real BVH files into labeled Parquet and HDF5 datasets, show them, train and evaluate a small
+# motion model, draw its errors and rollout, list plugins.
 # Usage: scripts/demo.sh [--data DIR] [--out DIR]   (or OPTIQ_DATA=DIR)
 set -euo pipefail
 DATA="${OPTIQ_DATA:-${OPTIQ_TEST_DATA:-../shared/data}}"
@@ -42,9 +43,27 @@ optiq data export "$OUT/cmu_labeled.parquet" --clip cmu_02_01_bvhtodeepmimic --o
 optiq viz plotly --dataset "$OUT/cmu_labeled.parquet" --clip cmu_02_01_bvhtodeepmimic --clip cmu_12_01_walk_pybvh \
   --out "$OUT/cmu_walks.html"
 optiq viz video --dataset "$OUT/cmu_labeled.parquet" --clip cmu_02_01_bvhtodeepmimic --out "$OUT/cmu_02_01.mp4"
+# Model and predict (optiq-models): a small next-state MLP on Bandai-Namco walks and runs (a minute on 2 cores),
+# evaluated on held-out takes against the zero- and constant-velocity baselines, drawn as error vs horizon and as
+# truth beside the model's rollout.
+BANDAI="$DATA/corpora/bandai_namco/data"
+if [ -d "$BANDAI" ]; then
+  optiq --quiet data convert --in "$BANDAI/dataset-1_walk_*" "$BANDAI/dataset-1_run_*" --out "$OUT/bandai_walk_run.parquet"
+  optiq --quiet train model --config mlp --data "$OUT/bandai_walk_run.parquet" --out "$OUT/walk_run_mlp.pt" \
+    --labels content --split-by label:content --max-steps 400
+  optiq eval model --model "$OUT/walk_run_mlp.pt" --data "$OUT/bandai_walk_run.parquet" --split test --horizon 60 \
+    --out "$OUT/walk_run_report.json" --pred "$OUT/walk_run_pred.parquet"
+  optiq viz plots --report "$OUT/walk_run_report.json" --out "$OUT/walk_run_errors.html"
+  first=$(optiq data info "$OUT/walk_run_pred.parquet" --json | python -c "import json, sys; print(json.load(sys.stdin)['clips'][0]['name'])")
+  optiq viz video --in "$OUT/bandai_walk_run.parquet" --clip "$first" --pred "$OUT/walk_run_pred.parquet" \
+    --layout side-by-side --out "$OUT/walk_run_rollout.mp4"
+fi
 optiq plugins list
 set +x
 echo "demo: datasets written to $OUT"
 echo "demo: HTML  $OUT/cmu_walks.html"
 echo "demo: video $OUT/cmu_02_01.mp4"
 echo "demo: FBX   $OUT/cmu_02_01.fbx"
+if [ -d "$BANDAI" ]; then
+  echo "demo: model $OUT/walk_run_mlp.pt, errors $OUT/walk_run_errors.html, rollout $OUT/walk_run_rollout.mp4"
+fi

@@ -94,7 +94,9 @@ def test_core_registers_through_the_same_hooks(listing):
 def test_example_plugin_is_listed_with_everything_it_registered(listing):
     ex = listing["example"]
     assert (ex["distribution"], ex["version"], ex["status"], ex["error"]) == ("optiq-example-plugin", "0.1.0", "ok", None)
-    assert ex["hooks"] == ["optiq_register_commands", "optiq_register_loaders", "optiq_register_renderers"]
+    assert ex["hooks"] == ["optiq_register_commands", "optiq_register_loaders", "optiq_register_models",
+                           "optiq_register_renderers"]
+    assert [(m["name"], m["target"]) for m in ex["capabilities"]["models"]] == [("gru", "optiq_example_plugin.gru:GRUModel")]
     (loader,) = ex["capabilities"]["loaders"]
     assert (loader["name"], loader["suffixes"], loader["target"]) == (
         "csvmotion", [".mcsv"], "optiq_example_plugin.csvmotion:load_csvmotion")
@@ -108,7 +110,7 @@ def test_plugins_list_table(example_installed):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "HOOKS"]
-    assert ["example", "optiq-example-plugin", "0.1.0", "ok", "commands,loaders,renderers"] in [ln.split() for ln in lines]
+    assert ["example", "optiq-example-plugin", "0.1.0", "ok", "commands,loaders,models,renderers"] in [ln.split() for ln in lines]
     assert "  example: loader csvmotion (.mcsv) [write]" in lines
     assert "  core: format hdf5 (.h5 .hdf5)" in lines
 
@@ -261,6 +263,26 @@ def test_command_clash_fails_clearly(optiq_plugins):
     assert "command 'same' is registered by several plugins (a, b)" in str(result.exception)
 
 
+def test_shared_groups_are_extended_not_clashed(optiq_plugins):
+    """`optiq train` is core's: two packages adding `train model` and `train rl` extend it (before, a command
+    name added by two plugins disabled both); two adding the same `train model` clash, one level down."""
+    from optiq.cli.groups import shared_group
+
+    def sub(name, text):
+        def hook(cli):
+            shared_group(cli, "train").add_command(click.Command(name, callback=lambda: click.echo(text)))
+        return {"optiq_register_commands": hook}
+
+    manager = optiq_plugins(others={"models": sub("model", "m"), "rl": sub("rl", "r"), "other": sub("model", "o")})
+    group = click.Group("optiq")
+    group.add_command(click.Group("train"))
+    manager.add_commands(group)
+    assert manager.clashes() == [{"kind": "command", "name": "train model", "plugins": ["models", "other"]}]
+    assert CliRunner().invoke(group, ["train", "rl"]).output == "r\n"
+    result = CliRunner().invoke(group, ["train", "model"])
+    assert "command 'train model' is registered by several plugins (models, other)" in str(result.exception)
+
+
 # --- lazy targets, module:attr, unknown names ------------------------------------------------------------------
 def test_data_cli_reads_plugin_formats_and_module_attr_loaders(data_dir, tmp_path, example_installed):
     mcsv = tmp_path / "walk.mcsv"
@@ -278,7 +300,7 @@ def test_data_cli_reads_plugin_formats_and_module_attr_loaders(data_dir, tmp_pat
     bad = run_optiq("data", "convert", "--in", str(mcsv), "--out", str(tmp_path / "x.h5"), "--loader", "transformer")
     assert bad.returncode == 2 and not (tmp_path / "x.h5").exists()
     assert bad.stderr.startswith("optiq: error: unknown loader 'transformer'; installed: amp_npy, asf_amc, bvh, "
-                                 "csvmotion, ") and bad.stderr.count("\n") == 1
+                                 "c3d, csvmotion, ") and bad.stderr.count("\n") == 1
 
 
 def test_module_attr_works_where_a_name_does(data_dir):
@@ -315,8 +337,8 @@ def test_unknown_names_list_the_known_ones_and_the_extra(optiq_plugins, tmp_path
     with pytest.raises(PluginError) as err:
         optiq.load(fbx)
     assert str(err.value) == f'{fbx}: no loader for .fbx; install "optiq[fbx]"'
-    with pytest.raises(PluginError, match=r"unknown loader 'c3d'; installed: amp_npy, asf_amc, bvh, deepmimic, "):
-        optiq.load(fbx, loader="c3d")
+    with pytest.raises(PluginError, match=r"unknown loader 'trc'; installed: amp_npy, asf_amc, bvh, c3d, deepmimic, "):
+        optiq.load(fbx, loader="trc")
 
 
 # --- plugin manager rules, through throw-away plugins ----------------------------------------------------------

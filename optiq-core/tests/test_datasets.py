@@ -47,6 +47,13 @@ def test_parquet_and_hdf5_hold_the_same_data(both, cmu_clips):
         assert a.clip_names == b.clip_names == CMU
         assert a.fields == b.fields
         assert a.frame_label_types == b.frame_label_types == {"phase": "float64", "foot": "string", "step": "int64"}
+        # The dataset's skeleton is the first clip's, end sites included, in both formats.
+        first = cmu_clips[0].skeleton
+        for ds in (a, b):
+            np.testing.assert_array_equal(ds.skeleton.offsets, first.offsets)
+            assert sorted(ds.skeleton.end_sites) == sorted(first.end_sites) and len(first.end_sites) == 7
+            for j, offset in first.end_sites.items():
+                np.testing.assert_array_equal(ds.skeleton.end_sites[j], offset)
         for name, src in zip(CMU, cmu_clips, strict=True):
             ra, rb = a.arrays(name), b.arrays(name)
             assert ra.keys() == rb.keys()

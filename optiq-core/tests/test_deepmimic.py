@@ -34,11 +34,29 @@ def test_every_motion_as_the_file_states(data_dir, character):
         clip = optiq.load_clip(path)
         assert clip.num_frames == len(doc["Frames"]), path.name
         assert clip.num_joints == len(character) == 15
-        assert clip.skeleton.names == tuple(j["Name"] for j in character)
+        # optiq.load lists joints depth-first (docs/loaders.md, "Joint order"); the loader keeps the file's order.
+        assert clip.skeleton.names == _depth_first_names(character)
+        assert load_deepmimic(path)[0].skeleton.names == tuple(j["Name"] for j in character)
         dt = doc["Frames"][0][0]
         assert clip.fps == round(1.0 / dt) and abs(clip.fps - 1.0 / dt) < 0.01, path.name
         assert clip.labels["loop"] == doc["Loop"]
         assert len(doc["Frames"][0]) == 44
+
+
+def _depth_first_names(joints: list[dict]) -> tuple[str, ...]:
+    """Joint names in depth-first pre-order from the root, children in file order, from the Parent fields."""
+    children: dict[int, list[dict]] = {}
+    for j in joints:
+        children.setdefault(j["Parent"], []).append(j)
+    names: list[str] = []
+
+    def visit(joint: dict) -> None:
+        names.append(joint["Name"])
+        for child in children.get(joint["ID"], []):
+            visit(child)
+
+    visit(joints[0])
+    return tuple(names)
 
 
 def _deepmimic_fk(frames: np.ndarray, joints: list[dict]) -> np.ndarray:

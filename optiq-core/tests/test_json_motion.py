@@ -164,3 +164,42 @@ def test_missing_keys_wrong_lengths_and_nan(small, tmp_path):
         load_edited(lambda d: d["skeleton"]["parents"].__setitem__(3, 1.5))
     with pytest.raises(ParseError, match=r"bad\.json: skeleton: parents must list parents before children"):
         load_edited(lambda d: d["skeleton"]["parents"].__setitem__(3, 7))
+
+
+@pytest.mark.parametrize("edit, where, message", [
+    (lambda d: d.__setitem__("fps", True), "fps", "fps must be a positive number, got True"),
+    (lambda d: d.__setitem__("version", True), "version", "unsupported version True"),
+    (lambda d: d["labels"].__setitem__("take", 3), "labels.take", "expected a string, got a number"),
+    (lambda d: d["labels"].__setitem__("style", ["happy", "old"]), "labels.style", "expected a string, got a list"),
+    (lambda d: d.__setitem__("name", 7), "name", "expected a string, got a number"),
+    (lambda d: d.__setitem__("frame_labels", {"xy": [[0, 1]] * 20}), "frame_labels.xy", "expected 20 values"),
+    (lambda d: d.__setitem__("frame_labels", {"f": [{"a": 1}] * 20}), "frame_labels.f", "expected 20 values"),
+])
+def test_booleans_are_not_numbers_and_labels_are_strings(small, tmp_path, edit, where, message):
+    # Before: "fps": true loaded as a 1 fps clip, and label 3 or ["happy", "old"] was stored as the text "3"/"['happy', ...]".
+    doc, _ = small
+    d = json.loads(json.dumps(doc))
+    edit(d)
+    with pytest.raises(ParseError, match=rf"bad\.json: {re.escape(where)}: {re.escape(message)}"):
+        _load(tmp_path, json.dumps(d))
+
+
+def test_deeply_nested_json_is_one_error(small, tmp_path):
+    doc, _ = small
+    deep = json.dumps(doc)[:-1] + ', "extra": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(ParseError, match=r"bad\.json: JSON nested too deeply"):
+        _load(tmp_path, deep)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.__setitem__("name", "walk/left"), "clip name 'walk/left' contains '/'"),
+    (lambda d: d["labels"].__setitem__(" take", "1"), "clip label key ' take'"),
+    (lambda d: d.__setitem__("frame_labels", {"": [0] * 20}), "frame label name is empty"),
+])
+def test_names_a_dataset_cannot_hold_are_refused_naming_the_json_file(small, tmp_path, edit, message):
+    """Before: such a file loaded, and the dataset writer refused it later, naming the dataset, not this file."""
+    doc, _ = small
+    d = json.loads(json.dumps(doc))
+    edit(d)
+    with pytest.raises(ParseError, match=rf"bad\.json: {re.escape(message)}"):
+        _load(tmp_path, json.dumps(d))

@@ -107,3 +107,15 @@ def test_validation_errors():
         Skeleton(("a", "b", "c"), [-1, 0, 1], np.full((3, 3), np.nan))
     with pytest.raises(SkeletonMismatchError, match="at least one joint"):
         Skeleton((), [], np.zeros((0, 3)))
+
+
+def test_repr_is_short_and_dir_lists_lazy_names(data_dir):
+    """A 31-joint skeleton prints as one short line (the dataclass repr printed every offset), and ``dir(optiq)``
+    lists the lazily imported dataset functions."""
+    import optiq
+
+    sk = load_bvh(data_dir / "bvh/cmu_02_01_bvhtodeepmimic.bvh")[0].skeleton
+    text = repr(sk)
+    assert text.startswith("Skeleton(31 joints: Hips, LHipJoint,") and text.endswith("end sites: 7)")
+    assert "\n" not in text and len(text) < 120
+    assert {"open_dataset", "write_dataset", "load_clip"} <= set(dir(optiq))

@@ -41,9 +41,9 @@ def test_every_data_file_is_covered(data_dir):
 @pytest.mark.parametrize("name", FILES)
 def test_world_positions_match_ufbx(fbx_results, name):
     clips, oracle = fbx_results(name)
-    assert [c.name for c in clips] == list(oracle["stacks"])
+    assert [c.labels["stack"] for c in clips] == list(oracle["stacks"])
     for clip in clips:
-        expected, _ = ufbx_oracle.as_clip_motion(oracle, clip.name, clip.skeleton)
+        expected, _ = ufbx_oracle.as_clip_motion(oracle, clip.labels["stack"], clip.skeleton)
         got = clip.world_positions()
         assert got.shape == expected.shape
         extent = float(np.ptp(expected.reshape(-1, 3), axis=0).max())
@@ -57,7 +57,7 @@ def test_local_rotations_match_ufbx(fbx_results, name):
     its rotations: world relative to the default pose, then relative to the parent joint."""
     clips, oracle = fbx_results(name)
     for clip in clips:
-        _, expected = ufbx_oracle.as_clip_motion(oracle, clip.name, clip.skeleton)
+        _, expected = ufbx_oracle.as_clip_motion(oracle, clip.labels["stack"], clip.skeleton)
         err = np.degrees(quat.angle_between(clip.rotations, expected)).max()
         assert err <= 1e-3, f"{name}: max local rotation error {err:.3g} degrees"
 

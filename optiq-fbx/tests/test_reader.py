@@ -42,7 +42,7 @@ def test_cmu_files_are_38_joints_at_120_fps(data_dir):
 
 def test_loaded_through_the_entry_point(data_dir):
     (clip,) = optiq.load(data_dir / "fbx" / "assimp_huesitos.fbx")
-    assert clip.name == "Armature|Action" and clip.labels["stack"] == "Armature|Action"
+    assert clip.name == "assimp_huesitos" and clip.labels["stack"] == "Armature|Action"
 
 
 def test_stack_and_fps_options(data_dir):

@@ -1,4 +1,5 @@
-"""Fixtures of the viz tests: a headless Chromium (Debian ``chromium``) and a PNG reader for screenshots."""
+"""Fixtures of the viz tests: a headless Chromium (Debian ``chromium``), a PNG reader for screenshots and the
+one-line error of a CLI run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import zlib
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from optiq.cli.main import build_cli
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +29,21 @@ def chromium() -> str:
 def read_png():
     """``read_png(data: bytes) -> [H, W, C] uint8``."""
     return _read_png
+
+
+@pytest.fixture(scope="session")
+def cli_error():
+    """``cli_error(*args) -> str``: run ``optiq ARGS`` and return its one stderr line ``optiq: error: ...``,
+    asserting exit code 2 and nothing else on stderr."""
+    return _cli_error
+
+
+def _cli_error(*args) -> str:
+    result = CliRunner().invoke(build_cli(), [str(a) for a in args])
+    assert result.exit_code == 2, result.output
+    lines = [s for s in result.stderr.splitlines() if s.strip()]
+    assert len(lines) == 1 and lines[0].startswith("optiq: error: "), result.stderr
+    return lines[0]
 
 
 def _read_png(data: bytes) -> np.ndarray:

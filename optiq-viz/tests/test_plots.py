@@ -151,7 +151,7 @@ def test_cli_plots(dataset, tmp_path):
     (["--clip", "cmu_02_01_bvhtodeepmimic", "--joints", "Knee"], "has no joint 'Knee'"),
     (["--clip", "plain"], "has no frame labels"),
     (["--clip", "nope"], "unknown clip 'nope'"),
-    (["--clip", "plain", "--joints", "LeftLeg", "--out-suffix", ".svg"], "expected .html or .png"),
+    (["--clip", "plain", "--joints", "LeftLeg", "--out-suffix", ".svg"], "expected .html, .htm, .png"),
 ])
 def test_cli_plots_bad_input(args, message, dataset, tmp_path):
     suffix = ".html"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import struct
 import subprocess
+import sys
 from fractions import Fraction
 
 import imageio_ffmpeg
@@ -25,13 +27,6 @@ SMALL = (160, 120)
 
 def run(*args):
     return CliRunner().invoke(build_cli(), [str(a) for a in args])
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [s for s in result.stderr.splitlines() if s.strip()]
-    assert len(lines) == 1 and lines[0].startswith("optiq: error: "), result.stderr
-    return lines[0]
 
 
 def mp4_tables(path) -> tuple[int, Fraction]:
@@ -177,6 +172,45 @@ def test_prediction_overlay_and_side_by_side(cmu_files, tmp_path):
             assert blue[160:].sum() == 0 and orange[:160].sum() == 0
 
 
+def test_two_clips_are_overlaid_with_one_camera(cmu, data_dir, tmp_path):
+    """``--clip A --clip B`` draws both: A (40 frames) in blue, B (60 frames) in orange; the video is as long as
+    B, and A holds its last pose once it has ended."""
+    other = optiq.load(data_dir / "bvh" / "cmu_12_01_walk_pybvh.bvh")[0][1:61].replace(name="other")
+    assert other.fps == cmu.fps == 120
+    write_dataset(tmp_path / "two.parquet", [cmu[:40], other])
+    for layout in ("overlay", "side-by-side"):
+        out = tmp_path / f"{layout}.mp4"
+        r = run("viz", "video", "--in", tmp_path / "two.parquet", "--clip", "walk", "--clip", "other",
+                "--out", out, "--size", "320x160", "--layout", layout)
+        assert r.exit_code == 0, r.output
+        assert r.stdout.rstrip().endswith("; walk, other")
+        assert_exact(out, 60, Fraction(120), "120")
+        video = decode(out)
+        blue, orange = near(video, BLUE), near(video, ORANGE)
+        assert (blue.sum(axis=(1, 2)) > 50).all() and (orange.sum(axis=(1, 2)) > 50).all()
+        if layout == "side-by-side":
+            assert blue[:, :, 160:].sum() == 0 and orange[:, :, :160].sum() == 0
+    # After its 40 frames the first clip holds its last pose while the second walks on (exact frames, before
+    # H.264): the left panel stays the same, the right one changes.
+    frames = render_frames([cmu[:40], other], size=(320, 160), layout="side-by-side")
+    assert (frames[39:, :, :160] == frames[39, :, :160]).all() and (frames[38, :, :160] != frames[39, :, :160]).any()
+    assert (near(frames[45], ORANGE, 10) != near(frames[59], ORANGE, 10)).sum() > 100
+    # One camera for both: the blue figure of the overlay is framed for both clips, not as a video of A alone.
+    alone = render_frames(cmu[:40], size=(320, 160))
+    both = render_frames([cmu[:40], other], size=(320, 160))
+    assert (near(alone[0], BLUE, 10) != near(both[0], BLUE, 10)).any()
+
+
+def test_motion_file_drawn_directly(data_dir, tmp_path):
+    src = data_dir / "deepmimic" / "humanoid3d_walk.txt"
+    frames = len(re.findall(r"^\s*\[\s*[-\d]", src.read_text(), re.M))  # one JSON row per frame
+    out = tmp_path / "walk.mp4"
+    r = run("viz", "video", "--in", src, "--out", out, "--size", "160x120")
+    assert r.exit_code == 0, r.output
+    assert_exact(out, frames, Fraction(30), "30")
+    assert (near(decode(out), BLUE).sum(axis=(1, 2)) > 20).all()
+
+
 @pytest.mark.parametrize("path", ["asf_amc/cmu_02_01_walk.amc", "npy/amp/amp_humanoid_run.npy",
                                   "bvh/cmu1_jumping_jacks.bvh", "deepmimic/humanoid3d_backflip.txt",
                                   "fbx/08_02_cmu.fbx"])
@@ -192,7 +226,7 @@ def test_every_loader_renders(data_dir, path):
     assert (frames[0] != frames[-1]).any()
 
 
-def test_bad_input_exits_2_with_one_line_and_no_file(cmu_files, data_dir, tmp_path):
+def test_bad_input_exits_2_with_one_line_and_no_file(cmu_files, data_dir, tmp_path, cli_error):
     ds, _ = cmu_files
     out = tmp_path / "x.mp4"
     full = data_dir / "bvh" / "cmu_02_01_bvhtodeepmimic.bvh"  # 344 frames, the dataset's clip has 120
@@ -208,9 +242,9 @@ def test_bad_input_exits_2_with_one_line_and_no_file(cmu_files, data_dir, tmp_pa
         "WIDTHxHEIGHT": ["--clip", "walk", "--size", "big"],
     }
     for expected, args in cases.items():
-        line = one_error_line(run("viz", "video", "--dataset", ds, "--out", out, *args))
+        line = cli_error("viz", "video", "--dataset", ds, "--out", out, *args)
         assert expected in line, (expected, line)
-    line = one_error_line(run("viz", "video", "--dataset", ds, "--clip", "walk", "--out", tmp_path / "no" / "x.mp4"))
+    line = cli_error("viz", "video", "--dataset", ds, "--clip", "walk", "--out", tmp_path / "no" / "x.mp4")
     assert "does not exist" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.bvh"]
 
@@ -225,6 +259,24 @@ def test_failing_ffmpeg_leaves_nothing(cmu, tmp_path):
     assert str(info.value).startswith(f"{out}: ffmpeg failed (exit status ")
     assert list(tmp_path.iterdir()) == []
     assert set(os.listdir("/proc/self/fd")) <= fds
+
+
+def test_full_disk_is_one_line_and_keeps_the_old_video(cmu_files, tmp_path):
+    """A real file size limit (RLIMIT_FSIZE 30 kB; the video is 116 kB): ffmpeg is killed by SIGXFSZ
+    (subprocess restores its default action in ffmpeg) mid-write. One line, the old video intact, no part."""
+    ds, _ = cmu_files
+    out = tmp_path / "walk.mp4"
+    out.write_bytes(b"the old video")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+
+    proc = subprocess.run([sys.executable, "-c", "from optiq.cli.main import main; main()", "viz", "video",
+                           "--in", str(ds), "--out", str(out)], capture_output=True, text=True, preexec_fn=limit,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"optiq: error: no space left on device writing {out}"
+    assert out.read_bytes() == b"the old video" and [p.name for p in tmp_path.iterdir()] == ["walk.mp4"]
 
 
 def test_segment_coverage_matches_its_area():

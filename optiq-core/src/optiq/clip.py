@@ -234,8 +234,8 @@ class Clip:
     def resample(self, fps: float) -> Clip:
         """The clip at another frame rate over the same duration: slerp for rotations, linear for translations,
         nearest frame for frame labels."""
-        if fps <= 0:
-            raise OptiqError(f"clip {self.name!r}: target fps must be positive, got {fps}")
+        if not np.isfinite(fps) or fps <= 0:
+            raise OptiqError(f"clip {self.name!r}: target fps must be positive and finite, got {fps}")
         if abs(fps - self.fps) < 1e-9 or self.num_frames < 2:
             return replace(self, fps=float(fps)) if self.num_frames < 2 else self
         n = int(np.floor(self.duration * fps + 1e-6)) + 1
@@ -340,14 +340,27 @@ class Clip:
         inv[idx] = np.arange(len(idx))
         parents = np.where(sk.parents[idx] >= 0, inv[np.maximum(sk.parents[idx], 0)], -1)
         skeleton = Skeleton(tuple(names), parents, sk.offsets[idx], {int(inv[j]): v for j, v in sk.end_sites.items()})
+        labels = dict(self.labels)
+        orders = labels.get("rotation_orders", "").split(",")
+        if len(orders) == sk.num_joints > 1:  # per-joint Euler orders of a BVH file move with their joints
+            labels["rotation_orders"] = ",".join(orders[i] for i in idx)
         return replace(
             self,
             skeleton=skeleton,
             rotations=self.rotations[:, idx],
             local_translations=None if self.local_translations is None else self.local_translations[:, idx],
-            labels=dict(self.labels),
+            labels=labels,
             frame_labels=dict(self.frame_labels),
         )
+
+    def depth_first(self) -> Clip:
+        """The clip with joints in depth-first pre-order, children in their original relative order (the order
+        BVH nests them in; ``optiq.io.load`` gives every loaded clip this order). Returns ``self`` when the joints
+        are in that order already."""
+        order = self.skeleton.depth_first_order()
+        if np.array_equal(order, np.arange(self.num_joints)):
+            return self
+        return self.with_joint_order([self.skeleton.names[j] for j in order])
 
     def with_labels(self, labels: Mapping[str, str] | None = None, frame_labels: Mapping[str, np.ndarray] | None = None) -> Clip:
         """A copy with clip labels and frame labels added (existing keys replaced)."""
@@ -375,3 +388,85 @@ class Clip:
             labels=dict(self.labels),
             frame_labels=dict(self.frame_labels),
         )
+
+    def subset(self, joints: Sequence[str]) -> Clip:
+        """The motion of the named joints only, in this clip's order, every kept joint's world position and
+        rotation unchanged.
+
+        joints: a connected subset: one of them (the new root) is an ancestor of all the others. A kept joint
+        whose parent is dropped hangs from its nearest kept ancestor, with the dropped joints' transforms folded
+        into its local rotation and translation (per-frame ``local_translations`` are stored when the dropped
+        joints move it relative to that ancestor). The new root's translation ``[T, 3]`` and rotation are its
+        world transform. End sites of dropped joints are dropped.
+        """
+        sk = self.skeleton
+        unknown = [n for n in joints if n not in sk.names]
+        if unknown:
+            raise SkeletonMismatchError(f"clip {self.name!r}: no joint {', '.join(map(repr, unknown))}; "
+                                        f"joints: {', '.join(sk.names)}")
+        kept = np.isin(np.array(sk.names), list(joints))
+        ancestor = np.full(sk.num_joints, -1)  # nearest kept proper ancestor of each joint
+        for j in range(1, sk.num_joints):
+            p = sk.parents[j]
+            ancestor[j] = p if kept[p] else ancestor[p]
+        keep = np.flatnonzero(kept)
+        tops = keep[ancestor[keep] < 0]
+        if len(tops) != 1:
+            raise SkeletonMismatchError(f"clip {self.name!r}: joints {', '.join(sk.names[j] for j in tops)} have "
+                                        f"no kept joint above them; the joints kept must hang from one of them")
+        if len(keep) == sk.num_joints:
+            return self
+        new_index = np.cumsum(kept) - 1
+        anc = ancestor[keep]
+        folded = (sk.parents[keep] != anc) & (anc >= 0)
+        rest = sk.rest_positions()
+        offsets = sk.offsets[keep].copy()
+        offsets[0] = rest[tops[0]]
+        offsets[folded] = rest[keep[folded]] - rest[anc[folded]]
+        pos, rot = self.forward_kinematics()
+        rotations = self.rotations[:, keep].copy()
+        rotations[:, 0] = rot[:, tops[0]]
+        local = self.local_offsets()[:, keep] if self.local_translations is not None else None
+        if folded.any():
+            a, j = anc[folded], keep[folded]
+            inv = quat.conj(rot[:, a])
+            rotations[:, folded] = quat.qmul(inv, rot[:, j])
+            moved = quat.rotate(inv, pos[:, j] - pos[:, a])
+            if local is None and not np.allclose(moved, offsets[folded], rtol=0, atol=1e-9):
+                local = np.broadcast_to(offsets, (self.num_frames, len(keep), 3)).copy()
+            if local is not None:
+                local[:, folded] = moved
+        if local is not None:
+            local[:, 0] = pos[:, tops[0]]
+        skeleton = Skeleton(tuple(sk.names[j] for j in keep), np.where(anc >= 0, new_index[anc], -1), offsets,
+                            {int(new_index[j]): v for j, v in sk.end_sites.items() if kept[j]})
+        return replace(self, skeleton=skeleton, root_translation=pos[:, tops[0]], rotations=rotations,
+                       local_translations=local, labels=dict(self.labels), frame_labels=dict(self.frame_labels))
+
+    def rerooted(self, joint: str) -> Clip:
+        """The clip with ``joint`` as its root: the joints above it (and their other branches) are dropped and
+        their transforms folded into it, so that the root translation and rotation are ``joint``'s world
+        transform and every kept joint's world position is unchanged (see ``subset``)."""
+        sk = self.skeleton
+        try:
+            top = sk.index(joint)
+        except KeyError as exc:
+            raise SkeletonMismatchError(f"clip {self.name!r}: cannot make {joint!r} the root: {exc.args[0]}") from None
+        below = np.zeros(sk.num_joints, dtype=bool)
+        below[top] = True
+        for j in range(top + 1, sk.num_joints):
+            below[j] = below[sk.parents[j]]
+        return self.subset([n for n, b in zip(sk.names, below, strict=True) if b])
+
+    def renamed(self, names: Mapping[str, str]) -> Clip:
+        """The clip with joints renamed by ``names`` (``{old: new}``; joints not named keep their name)."""
+        sk = self.skeleton
+        unknown = sorted(set(names) - set(sk.names))
+        if unknown:
+            raise SkeletonMismatchError(f"clip {self.name!r}: cannot rename {', '.join(map(repr, unknown))}: no "
+                                        f"such joint; joints: {', '.join(sk.names)}")
+        try:
+            skeleton = Skeleton(tuple(names.get(n, n) for n in sk.names), sk.parents, sk.offsets, sk.end_sites)
+        except SkeletonMismatchError as exc:
+            raise SkeletonMismatchError(f"clip {self.name!r}: after renaming, {exc}") from None
+        return replace(self, skeleton=skeleton, labels=dict(self.labels), frame_labels=dict(self.frame_labels))

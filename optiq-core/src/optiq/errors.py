@@ -45,3 +45,18 @@ class PluginError(OptiqError):
 
 class DatasetError(OptiqError):
     """A dataset file is missing, of an unknown version, or asked for something it does not hold."""
+
+
+class DiskFullError(OptiqError):
+    """The disk (or a quota, or a file size limit) was full while writing an output; the old output is intact."""
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM (what ``timeout``, schedulers and containers send). Like KeyboardInterrupt,
+    it is not an ``Exception``, so it unwinds through every clean-up (``finally``, atomic writes) to the CLI."""
+
+
+class OptiqWarning(UserWarning):
+    """Something a user should know that did not stop the work (a guessed unit, a skipped file). The message
+    names the file, says what was assumed and how to override it; the CLI prints it as one line
+    ``optiq: warning: ...``."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
 from .clip import Clip
 from .errors import OptiqError, PluginError
 from .registry import INSTALL_HINTS, Capability, resolve_target
+from .tpose import drop_leading_tpose
 
 
 def _loaders():
@@ -68,20 +72,119 @@ def load(path: str | os.PathLike, loader: str | None = None, **options: Any) -> 
     """Read every clip of a motion file.
 
     path: the file. loader: a registered loader name or ``"module:attr"``; by default chosen by suffix and
-    content. options: passed to the loader (for example ``drop_tpose=True`` for BVH, ``unit="cm"``); loaders
-    ignore options they do not know, so one set of options can be used for a folder of mixed files.
-    Returns clips in metres, Z up, wxyz quaternions.
+    content. options: passed to the loader (for example ``unit="cm"``, ``up="y"``); an option the loader does
+    not take (see ``loader_options``) is an error naming the options it takes. ``drop_tpose`` is taken by
+    every loader (the rule of :mod:`optiq.tpose` where the loader does not name it). Returns clips in metres,
+    Z up, wxyz quaternions, joints in depth-first order (``Clip.depth_first``; docs/loaders.md, "Joint order").
     """
-    path = Path(path)
-    if not path.exists():
-        raise OptiqError("file does not exist", path)
-    if path.is_dir():
-        raise OptiqError("is a folder, expected a motion file", path)
+    path = check_input_file(path)
     cap = loader_for(path, loader)
-    clips = cap.load()(path, **options)
+    if cap.meta.get("output") == "points":  # marker/keypoint loaders (C3D) return optiq.Points, not Clips
+        raise OptiqError(f"holds points (loader {cap.name!r}: markers, no skeleton), not clips; read it with "
+                         f"optiq.load_points", path)
+    function = loader_function(cap, path)
+    check_loader_options(cap, function, options, path)
+    # A loader that names drop_tpose drops its own T-pose; for every other one (FBX, plugins) io.load applies
+    # optiq.tpose's rule to the clips it returns.
+    accepted = loader_options(function)
+    generic_tpose = (accepted is None or "drop_tpose" not in accepted) and bool(options.pop("drop_tpose", False))
+    clips = _checked_clips(cap, _call_loader(cap, function, path, options), path)
+    clips = [c.depth_first() for c in clips]  # one canonical joint order, whatever the loader (docs/loaders.md)
+    return [drop_leading_tpose(c) for c in clips] if generic_tpose else clips
+
+
+# Options that io.load handles for every loader, whether or not the loader's signature names them.
+GENERIC_OPTIONS = frozenset({"drop_tpose"})
+
+
+def check_input_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when it is an existing regular file (or a link to one); a FIFO, device or socket
+    would block or never end when read, so it is refused, as are folders and missing files."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise OptiqError("file does not exist", path) from None
+    except OSError as exc:
+        raise OptiqError(f"cannot read file: {exc.strerror}", path) from None
+    if stat.S_ISDIR(mode):
+        raise OptiqError("is a folder, expected a motion file", path)
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise OptiqError(f"is {kind}, expected a regular motion file", path)
+    return path
+
+
+def loader_function(cap: Capability, path: Path | None = None) -> Any:
+    """The load function of a loader capability, checked to be one: a Python callable, not from the standard
+    library, whose signature takes the path as its first argument. No standard-library function loads motion,
+    and some given a path run it or delete it (``os:system``, ``pathlib:Path.unlink``): a mistyped or hostile
+    ``module:attr`` loader is refused before it sees the file."""
+    function = cap.load()
+    what = f"loader {cap.name!r}"
+    if not callable(function) or inspect.isbuiltin(function) or inspect.isclass(function):
+        raise PluginError(f"{what} is not a load function (got {type(function).__name__}); expected a Python "
+                          f"function load(path, **options) -> list[Clip]", path)
+    module = (getattr(function, "__module__", None) or "").partition(".")[0]
+    if module in sys.stdlib_module_names:
+        raise PluginError(f"{what} is a function of the standard library module {module!r}, not a load "
+                          f"function; expected load(path, **options) -> list[Clip]", path)
+    try:
+        params = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        raise PluginError(f"{what}: its signature cannot be read; expected load(path, **options)", path) from None
+    if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+        raise PluginError(f"{what} does not take a file path as its first argument; expected "
+                          f"load(path, **options) -> list[Clip]", path)
+    return function
+
+
+def loader_options(function: Any) -> frozenset[str] | None:
+    """The option names a load function takes (its keyword parameters after the path), or None when it takes
+    any (a public ``**options``). A ``**_ignored`` catch-all does not count: the loader ignores those."""
+    params = list(inspect.signature(function).parameters.values())[1:]
+    if any(p.kind is p.VAR_KEYWORD and not p.name.startswith("_") for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def check_loader_options(cap: Capability, function: Any, options: dict[str, Any], path: Path) -> None:
+    """Raise OptiqError naming the loader and the options it takes when ``options`` holds one it does not
+    (a misspelt ``drop_tposee=True`` would otherwise be ignored without a word)."""
+    accepted = loader_options(function)
+    if accepted is None:
+        return
+    unknown = sorted(set(options) - accepted - GENERIC_OPTIONS)
+    if unknown:
+        takes = ", ".join(sorted(accepted | GENERIC_OPTIONS))
+        raise OptiqError(f"loader {cap.name!r} does not take option {', '.join(map(repr, unknown))}; "
+                         f"it takes: {takes}", path)
+
+
+def _call_loader(cap: Capability, function: Any, path: Path, options: dict[str, Any]) -> Any:
+    """Call the loader. A registered loader's non-optiq exception is a bug and propagates; an ad-hoc
+    ``module:attr`` target is the user's own code, so what it raises is reported in one line."""
+    if cap.plugin != "<module:attr>":
+        return function(path, **options)
+    try:
+        return function(path, **options)
+    except OptiqError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"loader {cap.name!r} failed: {type(exc).__name__}: {exc}", path) from exc
+
+
+def _checked_clips(cap: Capability, clips: Any, path: Path) -> list[Clip]:
+    """The loader's result as a non-empty list of clips, or one line saying what it returned instead."""
+    if isinstance(clips, Clip):
+        clips = [clips]
+    if not isinstance(clips, (list, tuple)) or not all(isinstance(c, Clip) for c in clips):
+        got = type(clips).__name__ if not isinstance(clips, (list, tuple)) else \
+            f"a list holding {type(next(c for c in clips if not isinstance(c, Clip))).__name__}"
+        raise PluginError(f"loader {cap.name!r} returned {got}, expected a list of Clip", path)
     if not clips:
         raise OptiqError("file holds no motion", path)
-    return clips
+    return list(clips)
 
 
 def load_clip(path: str | os.PathLike, loader: str | None = None, **options: Any) -> Clip:

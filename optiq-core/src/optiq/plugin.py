@@ -24,6 +24,9 @@ def optiq_register_loaders(register):
     register("json", "optiq.loaders.json_motion:load_json", suffixes=(".json",),
              write="optiq.loaders.json_motion:write_json", sniff="optiq.loaders.json_motion:sniff_json",
              description="optiq JSON motion format (docs/json-motion.md)")
+    # output="points": this loader returns optiq.Points (markers), not Clips; convert writes a points dataset.
+    register("c3d", "optiq.loaders.c3d:load_c3d", suffixes=(".c3d",), sniff="optiq.loaders.c3d:sniff_c3d",
+             output="points", description="C3D marker trajectories (Points: markers, no skeleton)")
 
 
 @hookimpl

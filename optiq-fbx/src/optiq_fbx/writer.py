@@ -35,8 +35,10 @@ from .nodes import Node
 
 CREATOR = "optiq-fbx"
 # FBX TimeMode enum values of the whole-number rates the reader knows (the lower mode where two share a rate: 30
-# is 6, not 7 drop-frame); any other rate is written as Custom (14) + CustomFrameRate.
-_TIME_MODES = {rate: mode for mode, rate in sorted(TIME_MODES.items(), reverse=True) if float(rate).is_integer()}
+# is 6, not 7 drop-frame; never 0, the application's default, which readers need not take as 30); any other rate
+# is written as Custom (14) + CustomFrameRate.
+_TIME_MODES = {rate: mode for mode, rate in sorted(TIME_MODES.items(), reverse=True)
+               if float(rate).is_integer() and mode != 0}
 _TIME_MODE_CUSTOM = 14
 # KeyAttrDataFloat of a linear key: right slope, next left slope, the packed default tangent weights (0.3333 and
 # 0.3333 as two int16 in one int32, 0x0D050D05) read as a float, velocities; only the interpolation flag matters.

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 from optiq import Clip, OptiqError
-from optiq.atomic import atomic_path, check_output_path
+from optiq.atomic import atomic_text, check_output_path
 from plotly.subplots import make_subplots
 
 from .inputs import check_prediction
@@ -26,6 +26,10 @@ from .plots import PALETTE, TEMPLATE, add_label_timeline, timeline_rows
 MAX_FRAMES = 600
 DIV_ID = "optiq-skeleton"
 GROUND_COLOR = "#9e9e9e"
+#: What ``render_html`` writes.
+HTML_SUFFIXES = (".html", ".htm")
+#: The shared bundle that ``plotlyjs="beside"`` pages load from their folder.
+PLOTLYJS = "plotly.min.js"
 
 
 class DecimationWarning(UserWarning):
@@ -197,18 +201,34 @@ def _layout(fig: go.Figure, lo: np.ndarray, hi: np.ndarray, *, labels: list[str]
 
 def render_html(clips: Clip | Sequence[Clip], out: str | os.PathLike, *, pred: Clip | Sequence[Clip] | None = None,
                 max_frames: int = MAX_FRAMES, title: str | None = None, plotlyjs: str = "embed",
-                **_ignored) -> Path:
-    """The ``plotly`` renderer: ``plot_skeleton`` written atomically to ``out`` as one HTML page. ``plotlyjs``:
-    ``"embed"`` (plotly.js, 4.8 MB, inside the page) or ``"beside"`` (a shared ``plotly.min.js`` next to the page).
-    Both work offline. Returns the path."""
+                inputs: Sequence[str | os.PathLike] = (), **_ignored) -> Path:
+    """The ``plotly`` renderer: ``plot_skeleton`` written atomically to ``out`` (``.html``/``.htm``, not one of
+    ``inputs``: the files the clips came from) as one HTML page. ``plotlyjs``: ``"embed"`` (plotly.js, 4.8 MB,
+    inside the page) or ``"beside"`` (a shared ``plotly.min.js`` next to the page, written atomically when
+    missing). Both work offline. Returns the path."""
     if plotlyjs not in ("embed", "beside"):
         raise OptiqError(f"unknown plotlyjs mode {plotlyjs!r}; expected 'embed' or 'beside'")
-    out = check_output_path(out)
+    out = check_output_path(out, suffixes=HTML_SUFFIXES, inputs=inputs)
     fig = plot_skeleton(clips, pred, max_frames=max_frames, title=title)
-    with atomic_path(out) as tmp:
-        fig.write_html(tmp, include_plotlyjs=True if plotlyjs == "embed" else "directory", full_html=True,
+    # "directory" makes the page load plotly.min.js from its own folder; plotly would also write that bundle,
+    # but not atomically, so the page is made as text here and both files go through atomic writes.
+    html = fig.to_html(include_plotlyjs=True if plotlyjs == "embed" else "directory", full_html=True,
                        auto_play=False, div_id=DIV_ID, config={"displaylogo": False})
+    if plotlyjs == "beside":
+        _write_plotlyjs(out.parent / PLOTLYJS, inputs)
+    with atomic_text(out, suffixes=HTML_SUFFIXES, inputs=inputs) as fh:
+        fh.write(html)
     return out
+
+
+def _write_plotlyjs(path: Path, inputs: Sequence[str | os.PathLike]) -> None:
+    """The plotly.js bundle at ``path``, written once per folder (an existing one is shared, as plotly does)."""
+    if path.exists():
+        return
+    from plotly.offline import get_plotlyjs
+
+    with atomic_text(path, suffixes=(".js",), inputs=inputs) as fh:
+        fh.write(get_plotlyjs())
 
 
 def ordinal(n: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 from optiq import Clip, OptiqError, ParseError, quat
-from optiq.atomic import atomic_path, check_output_path
+from optiq.atomic import atomic_path, atomic_text, check_output_path
 from plotly.subplots import make_subplots
 
 REPORT_VERSION = 1
@@ -31,6 +31,8 @@ AXIS_COLORS = {"X": "#d62728", "Y": "#2ca02c", "Z": "#1f77b4"}
 # A float frame label with more distinct values than this is drawn as a curve, not as coloured runs.
 MAX_CATEGORIES = 12
 TEMPLATE = "plotly_white"
+#: What ``write_figure`` writes: HTML, or PNG through kaleido.
+PLOT_SUFFIXES = (".html", ".htm", ".png")
 
 
 # --- the evaluation report ---------------------------------------------------------------------------------
@@ -273,20 +275,19 @@ def _add_runs(fig, values, starts, stops, clip, y, label, row, col, colors) -> N
 
 # --- writing -------------------------------------------------------------------------------------------------
 def write_figure(fig: go.Figure, out: str | os.PathLike, *, width: int | None = None,
-                 height: int | None = None) -> Path:
+                 height: int | None = None, inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Write ``fig`` atomically as HTML (``.html``/``.htm``, plotly.js embedded: works offline) or PNG (``.png``,
-    through kaleido, which drives Chrome or Chromium). Returns the path."""
-    out = check_output_path(out)
-    suffix = out.suffix.lower()
-    if suffix not in (".html", ".htm", ".png"):
-        raise OptiqError(f"unknown plot format {suffix or '(no suffix)'!r}; expected .html or .png", out)
-    if suffix == ".png":
+    through kaleido, which drives Chrome or Chromium). ``out`` may not be one of ``inputs`` (the files the plot
+    was made from). Returns the path."""
+    out = check_output_path(out, suffixes=PLOT_SUFFIXES, inputs=inputs)
+    if out.suffix.lower() == ".png":
         png = _png_bytes(fig, out, width, height)
-        with atomic_path(out) as tmp:
+        with atomic_path(out, suffixes=PLOT_SUFFIXES, inputs=inputs) as tmp:
             tmp.write_bytes(png)
         return out
-    with atomic_path(out) as tmp:
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+    html = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+    with atomic_text(out, suffixes=PLOT_SUFFIXES, inputs=inputs) as fh:
+        fh.write(html)
     return out
 
 
@@ -306,11 +307,12 @@ def _png_bytes(fig: go.Figure, out: Path, width: int | None, height: int | None)
 
 
 def render_plots(source: Clip | Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike, *,
-                 joints: Sequence[str] = (), kind: str = "euler", order: str = "ZYX", **_ignored) -> Path:
+                 joints: Sequence[str] = (), kind: str = "euler", order: str = "ZYX",
+                 inputs: Sequence[str | os.PathLike] = (), **_ignored) -> Path:
     """The ``plots`` renderer. ``source`` a report (a path to its JSON, or the dict): error plots; a Clip:
     joint-angle curves of ``joints`` with its label timeline, or only the timeline when no joint is named.
-    Written to ``out`` (.html or .png) atomically; returns the path."""
-    check_output_path(out)
+    Written to ``out`` (.html or .png; not one of ``inputs``) atomically; returns the path."""
+    check_output_path(out, suffixes=PLOT_SUFFIXES, inputs=inputs)
     if isinstance(source, Clip):
         if joints:
             fig = plot_joint_angles(source, list(joints), kind=kind, order=order)
@@ -322,5 +324,5 @@ def render_plots(source: Clip | Mapping[str, Any] | str | os.PathLike, out: str 
         fig = plot_errors(source)
     else:
         fig = plot_errors(load_report(source))
-    return write_figure(fig, out)
+    return write_figure(fig, out, inputs=inputs)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from optiq import Clip, OptiqError
-from optiq.atomic import atomic_path
+from optiq.atomic import DISK_FULL_TEXT, atomic_path, check_output_path
+from optiq.errors import DiskFullError
 
 from . import raster
 
@@ -35,6 +37,8 @@ GRID = (200, 200, 200)
 SEPARATOR = (160, 160, 160)
 CAMERAS = ("fixed", "follow")
 LAYOUTS = ("overlay", "side-by-side")
+#: What ``render_video`` writes: ffmpeg is told the container (``-f mp4``), so the name must say so too.
+VIDEO_SUFFIXES = (".mp4",)
 VERTICAL_FOV = np.radians(40.0)
 #: Pixels of the panel per batch: a batch's coverage buffers and sample arrays stay in the tens of megabytes.
 BATCH_PIXELS = 6_000_000
@@ -106,7 +110,7 @@ def _prepare(clips: Clip | Sequence[Clip], fps: float | None) -> list[Clip]:
     rates = {round(c.fps, 9) for c in clips}
     if len(rates) > 1:
         listed = ", ".join(f"{c.name!r} {c.fps:g}" for c in clips)
-        raise OptiqError(f"clips have different frame rates ({listed}); pass fps to resample them to one")
+        raise OptiqError(f"clips have different frame rates ({listed}); resample them to one with fps (--fps)")
     return clips
 
 
@@ -271,6 +275,8 @@ def iter_frames(clips: Clip | Sequence[Clip], *, size: tuple[int, int] = (640, 4
         raise OptiqError(f"camera must be one of {', '.join(CAMERAS)}, got {camera!r}")
     if layout not in LAYOUTS:
         raise OptiqError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if azimuth is not None and not np.isfinite(azimuth):
+        raise OptiqError(f"camera azimuth must be a finite number of degrees, got {azimuth}")
     if not -85.0 <= elevation <= 85.0:
         raise OptiqError(f"camera elevation must be between -85 and 85 degrees, got {elevation:g}")
     panels, frames = _layout(clips, (width, height), camera, layout, azimuth, elevation)
@@ -297,7 +303,8 @@ def encode(batches: Iterable[np.ndarray], path: str | os.PathLike, fps: Fraction
     Every frame piped becomes exactly one frame of the file: the input rate is the exact fraction ``fps`` and
     ``-fps_mode passthrough`` keeps ffmpeg from duplicating or dropping frames. Returns the frame count.
     Raises OptiqError naming ``name`` (default ``path``; the final path when ``path`` is a temporary file) with
-    ffmpeg's last message when it fails (the caller removes the partial file).
+    ffmpeg's last message when it fails (the caller removes the partial file); DiskFullError when ffmpeg says
+    the disk is full or is killed by a file size limit (SIGXFSZ).
     imageio_ffmpeg.write_frames would not report a failing ffmpeg (it ignores the exit status), so the
     bundled executable is run here directly.
     """
@@ -332,7 +339,10 @@ def encode(batches: Iterable[np.ndarray], path: str | os.PathLike, fps: Fraction
                 proc.stdin.close()
         if code != 0:
             log.seek(0)
-            lines = [s for s in log.read().decode(errors="replace").splitlines() if s.strip()]
+            text = log.read().decode(errors="replace")
+            if code == -signal.SIGXFSZ or DISK_FULL_TEXT.search(text):
+                raise DiskFullError(f"no space left on device writing {path if name is None else name}")
+            lines = [s for s in text.splitlines() if s.strip()]
             raise OptiqError(f"ffmpeg failed (exit status {code}): {lines[-1] if lines else 'no message'}",
                              path if name is None else name)
     return count
@@ -346,7 +356,7 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
 def render_video(clips: Clip | Sequence[Clip], out: str | os.PathLike, *, size: tuple[int, int] = (640, 480),
                  camera: str = "fixed", layout: str = "overlay", fps: float | None = None,
                  azimuth: float | None = None, elevation: float = 20.0, crf: int = 18,
-                 progress: bool = False) -> Video:
+                 progress: bool = False, inputs: Sequence[str | os.PathLike] = ()) -> Video:
     """Write an H.264 MP4 (yuv420p) of ``clips`` to ``out``, atomically; returns what was written.
 
     clips: one clip or several (e.g. ground truth then prediction), drawn in PALETTE's colours in order; they
@@ -357,8 +367,10 @@ def render_video(clips: Clip | Sequence[Clip], out: str | os.PathLike, *, size: 
     panel per clip, splitting the width ``W`` into equal panels with one shared camera scale. fps: resample every
     clip to this rate first (``Clip.resample``). azimuth (degrees from +x towards +y; default a side view of the
     first clip's travel) and elevation (degrees above the ground) place the camera. crf: x264 quality (0-51,
-    lower is better). progress: a tqdm bar of rendered frames on stderr.
+    lower is better). progress: a tqdm bar of rendered frames on stderr. inputs: the files the clips came from;
+    ``out`` (which must end in ``.mp4``) may not be one of them.
     """
+    check_output_path(out, suffixes=VIDEO_SUFFIXES, inputs=inputs)
     clips = _prepare(clips, fps)
     size = check_size(size)
     rate = exact_fps(clips[0].fps)
@@ -368,7 +380,7 @@ def render_video(clips: Clip | Sequence[Clip], out: str | os.PathLike, *, size: 
 
     total = max(c.num_frames for c in clips)
     with tqdm(total=total, unit="frame", desc="rendering", disable=not progress, leave=False) as bar, \
-            atomic_path(out) as tmp:
+            atomic_path(out, suffixes=VIDEO_SUFFIXES, inputs=inputs) as tmp:
         count = encode(_counted(_chain(first, frames), bar), tmp, rate, crf=crf, name=out)
     return Video(Path(out), count, rate, size[0], size[1])
 

@@ -68,7 +68,11 @@ def open_dataset(path: str | os.PathLike, format: str | None = None) -> Dataset:
     fmt = format_for(path, format)
     if not path.is_file():
         raise DatasetError("dataset does not exist" if not path.exists() else "is not a file", path)
-    return fmt.open(path)
+    # Points datasets (schema version 2, kind "points": markers, keypoints) have their own reader.
+    from .points import open_points_dataset
+
+    points = open_points_dataset(path, fmt)
+    return fmt.open(path) if points is None else points
 
 
 def merged_label_dtype(dtypes: Sequence[np.dtype]) -> np.dtype | None:
@@ -109,6 +113,12 @@ def write_dataset(path: str | os.PathLike, clips: Sequence[Clip], format: str | 
     if not clips:
         raise DatasetError("no clips to write", path)
     fmt = format_for(path, format)
+    from .points import is_points, write_points_dataset
+
+    if is_points(clips):  # optiq.Points (markers, keypoints): a points dataset, docs/dataset-format.md
+        if velocities:
+            raise DatasetError("velocities are computed from skeletons; points datasets do not store them", path)
+        return write_points_dataset(path, clips, fmt, **options)
     first = clips[0]
     for c in clips[1:]:
         check_topology(c.skeleton, first.skeleton, f"clip {c.name!r}", c.labels.get("source"),

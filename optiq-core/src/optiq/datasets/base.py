@@ -9,7 +9,7 @@ version 1) is specified in docs/dataset-format.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,6 +19,7 @@ import numpy as np
 from .. import quat
 from ..clip import Clip
 from ..errors import DatasetError, SkeletonMismatchError
+from ..names import check_name
 from ..skeleton import Skeleton
 
 SCHEMA_VERSION = 1
@@ -59,6 +60,10 @@ class ClipInfo:
     frame_labels: tuple[str, ...] = ()
     local_translations: bool = False
     start: int = 0
+
+    def __repr__(self) -> str:
+        return (f"ClipInfo({self.name!r}, frames={self.num_frames}, fps={self.fps:g}, labels={len(self.labels)}, "
+                f"frame_labels={len(self.frame_labels)})")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,82 +125,183 @@ def check_topology(skeleton: Skeleton, reference: Skeleton, what: str, path: str
     raise SkeletonMismatchError(f"{what}: skeleton differs from {reference_what}: {detail}", path)
 
 
-def _check_name(name: str, known: Mapping[str, Any], path: str) -> None:
-    if not name:
-        raise DatasetError("a clip needs a non-empty name", path)
-    if "/" in name:
-        raise DatasetError(f"clip name {name!r} contains '/'; clip names are HDF5 group names", path)
+def check_new_clip(name: str, labels: Mapping[str, str], num_frames: int, known: Mapping[str, Any],
+                   path: str | os.PathLike) -> None:
+    """Raise DatasetError unless a clip (or points take) of ``name``, clip ``labels`` and ``num_frames`` can join
+    a dataset whose clips are ``known``: names follow ``check_name``, are unique, and a clip has frames."""
+    check_name(name, "clip name", path)
+    for key in labels:
+        check_name(key, f"clip {name!r}: clip label key", path)
     if name in known:
         raise DatasetError(f"two clips are named {name!r}; clip names must be unique in a dataset", path)
+    if num_frames == 0:
+        raise DatasetError(f"clip {name!r} has no frames; a dataset holds clips of at least one frame", path)
 
 
-class DatasetWriter:
-    """Writes clips one at a time (memory: one clip), so a dataset can be larger than RAM.
+def check_finite(arrays: Mapping[str, np.ndarray], clip: str, joint_names: Sequence[str],
+                 path: str | os.PathLike, first_frame: int = 0, stored: bool = False) -> None:
+    """Raise DatasetError naming ``clip``, the first frame and joint (and the field) where a float32 motion array
+    (frame axis first: ``[T, 3]`` or ``[T, J, k]``; its frame 0 is the clip's ``first_frame``) is NaN or infinite.
+    stored: the arrays were read from the dataset at ``path`` (the message says it is damaged)."""
+    for name, arr in arrays.items():
+        if name not in MOTION_FIELDS:
+            continue
+        ok = np.isfinite(arr)
+        if ok.all():
+            continue
+        # argmin finds the first False: the first bad value in frame order.
+        idx = np.unravel_index(int(np.argmin(ok)), arr.shape)
+        joint = joint_names[idx[1]] if arr.ndim == 3 else joint_names[0]
+        value = arr[idx]
+        if stored:
+            message = f"damaged dataset: {name} holds {value}, expected finite numbers"
+        else:
+            what = "NaN" if np.isnan(value) else f"{value} (beyond float32's range of +-3.4e38, or infinite)"
+            message = f"{name} is {what}; a dataset holds finite float32 values (check --scale and the unit)"
+        raise DatasetError(message, path, f"clip {clip!r}, frame {first_frame + int(idx[0])}, joint {joint!r}")
+
+
+class TableWriter:
+    """What every dataset writer shares (skeleton clips here, points takes in ``points.py``): the frame label
+    columns, the clip table and the file's lifetime. Use as a context manager, or call ``close()``; ``abort()``
+    discards the file. Formats write to the path they are given: callers that want an atomic result pass a
+    temporary path (``write_dataset`` does). Subclasses implement ``_write_clip``, ``_finish`` and ``_abort``.
+
+    frame_labels: name -> numpy dtype of the frame label columns. ``fields_reserved`` names the arrays stored per
+    frame; a frame label may not take one of those names (reading returns both in one dict, by name).
+    """
+
+    fields_reserved: tuple[str, ...] = ()
+
+    def __init__(self, path: str | os.PathLike, frame_labels: Mapping[str, Any] | None = None):
+        self.path = Path(path)
+        self.frame_label_dtypes = {check_name(k, "frame label name", path): np.dtype(v)
+                                   for k, v in (frame_labels or {}).items()}
+        clash = sorted(set(self.frame_label_dtypes) & set(self.fields_reserved))
+        if clash:
+            raise DatasetError(f"frame label names {', '.join(clash)} are names of stored fields; rename them", path)
+        self.clips: dict[str, Any] = {}
+        self.num_rows = 0
+
+    def _check_new(self, name: str, labels: Mapping[str, str], num_frames: int,
+                   frame_labels: Mapping[str, Any]) -> None:
+        """Raise DatasetError unless a clip of these names and size can be added (see ``check_new_clip``)."""
+        check_new_clip(name, labels, num_frames, self.clips, self.path)
+        undeclared = sorted(set(frame_labels) - set(self.frame_label_dtypes))
+        if undeclared:
+            raise DatasetError(f"clip {name!r}: frame labels {', '.join(undeclared)} were not declared "
+                               f"when the dataset writer was created", self.path)
+
+    def _append(self, info: Any, arrays: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> None:
+        """Write one checked clip and add its row (``info.name``, ``info.num_frames``) to the clip table."""
+        self._write_clip(info, arrays, labels)
+        self.clips[info.name] = info
+        self.num_rows += info.num_frames
+
+    def frame_label_types(self) -> dict[str, str]:
+        """The header's ``frame_labels``: name -> ``string`` or numpy's dtype name."""
+        return {k: _dtype_name(v) for k, v in self.frame_label_dtypes.items()}
+
+    def close(self) -> None:
+        """Finish the file (writes the header and clip table); raises DatasetError when no clip was added."""
+        self._finish()
+
+    def abort(self) -> None:
+        """Stop writing and remove the partial file."""
+        self._abort()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+            return
+        try:
+            self.close()
+        except BaseException:  # finishing failed (a full disk): the file is incomplete
+            self.path.unlink(missing_ok=True)
+            raise
+
+    def _check_not_empty(self) -> None:
+        if not self.clips:
+            raise DatasetError("no clips to write", self.path)
+
+    def header(self) -> dict[str, Any]:
+        """The dataset header as stored (docs/dataset-format.md); DatasetError when no clip was added."""
+        raise NotImplementedError
+
+    def _write_clip(self, info: Any, arrays: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        raise NotImplementedError
+
+
+class DatasetWriter(TableWriter):
+    """Writes skeleton clips one at a time (memory: one clip), so a dataset can be larger than RAM.
 
     The columns are fixed when the writer is created: ``frame_labels`` (name -> numpy dtype) and whether
     ``local_translations`` and ``velocities`` (world linear and angular velocities, computed per clip) are
-    stored. Subclasses implement ``_write_clip``, ``_finish`` and ``_abort``. Use as a context manager, or call
-    ``close()``; ``abort()`` discards the file. Formats write to the path they are given: callers that want an
-    atomic result pass a temporary path (``write_dataset`` does).
+    stored. See TableWriter for the lifetime.
     """
+
+    fields_reserved = tuple(MOTION_FIELDS)
 
     def __init__(self, path: str | os.PathLike, skeleton: Skeleton, *, frame_labels: Mapping[str, Any] | None = None,
                  local_translations: bool = False, velocities: bool = False):
-        self.path = Path(path)
+        super().__init__(path, frame_labels)
         self.skeleton = skeleton
-        self.frame_label_dtypes = {k: np.dtype(v) for k, v in (frame_labels or {}).items()}
-        clash = sorted(set(self.frame_label_dtypes) & set(MOTION_FIELDS))
-        if clash:
-            raise DatasetError(f"frame label names {', '.join(clash)} are motion field names; rename them", path)
         self.local_translations = local_translations
         self.velocities = velocities
-        self.clips: dict[str, ClipInfo] = {}
-        self.num_rows = 0
 
     def add(self, clip: Clip, stored: Mapping[str, np.ndarray] | None = None) -> ClipInfo:
         """Append ``clip``; its skeleton must have the dataset's topology and its frame labels must be declared.
 
         stored: arrays to store as given instead of computing them (velocities copied from another dataset).
         """
-        _check_name(clip.name, self.clips, str(self.path))
-        if clip.num_frames == 0:
-            raise DatasetError(f"clip {clip.name!r} has no frames; a dataset holds clips of at least one frame",
-                               self.path)
+        self._check_new(clip.name, clip.labels, clip.num_frames, clip.frame_labels)
         check_topology(clip.skeleton, self.skeleton, f"clip {clip.name!r}", clip.labels.get("source"))
-        undeclared = sorted(set(clip.frame_labels) - set(self.frame_label_dtypes))
-        if undeclared:
-            raise DatasetError(f"clip {clip.name!r}: frame labels {', '.join(undeclared)} were not declared "
-                               f"when the dataset writer was created", self.path)
         if clip.local_translations is not None and not self.local_translations:
             raise DatasetError(f"clip {clip.name!r} has local translations but the writer was created without "
                                f"local_translations=True", self.path)
         info = ClipInfo(clip.name, clip.fps, clip.num_frames, clip.skeleton.offsets.copy(),
                         dict(clip.skeleton.end_sites), dict(clip.labels), tuple(clip.frame_labels),
                         clip.local_translations is not None, self.num_rows)
+        if not np.isfinite(info.offsets).all():
+            j = int(np.argmin(np.isfinite(info.offsets).all(axis=1)))
+            raise DatasetError(f"clip {clip.name!r}: the rest offset of joint {clip.skeleton.names[j]!r} is not "
+                               f"finite", self.path)
         arrays = self.arrays_of(clip, skip=tuple(stored or ()))
         arrays.update({k: np.asarray(v, dtype=np.float32) for k, v in (stored or {}).items() if k in self.fields()})
-        self._write_clip(info, arrays, clip.frame_labels)
-        self.clips[clip.name] = info
-        self.num_rows += clip.num_frames
+        check_finite(arrays, clip.name, self.skeleton.names, self.path)
+        self._append(info, arrays, clip.frame_labels)
         return info
 
     def arrays_of(self, clip: Clip, skip: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """The float32 arrays stored for ``clip`` (frame axis first), velocities computed when asked for
-        (unless named in ``skip``)."""
-        out = {"root_translation": clip.root_translation.astype(np.float32),
-               "rotations": clip.rotations.astype(np.float32)}
-        if clip.local_translations is not None:
-            out["local_translations"] = clip.local_translations.astype(np.float32)
+        (unless named in ``skip``). Values beyond float32 become inf here: ``add`` refuses them, naming the place."""
+        with np.errstate(over="ignore"):  # overflow is reported by check_finite, with the clip, frame and joint
+            out = {"root_translation": clip.root_translation.astype(np.float32),
+                   "rotations": clip.rotations.astype(np.float32)}
+            if clip.local_translations is not None:
+                out["local_translations"] = clip.local_translations.astype(np.float32)
         if self.velocities and not set(VELOCITY_FIELDS) <= set(skip):
+            # Velocities of values that do not fit are meaningless: report the values themselves first.
+            check_finite(out, clip.name, self.skeleton.names, self.path)
             pos, rot = clip.forward_kinematics()
-            out["linear_velocities"] = clip.linear_velocities(pos).astype(np.float32)
-            out["angular_velocities"] = clip.angular_velocities(rot).astype(np.float32)
+            with np.errstate(over="ignore"):
+                out["linear_velocities"] = clip.linear_velocities(pos).astype(np.float32)
+                out["angular_velocities"] = clip.angular_velocities(rot).astype(np.float32)
         return out
 
-    def dataset_json(self) -> dict[str, Any]:
+    def header(self) -> dict[str, Any]:
         """The dataset header (skeleton topology, first clip's offsets, clip table) as stored in JSON."""
-        if not self.clips:
-            raise DatasetError("no clips to write", self.path)
+        self._check_not_empty()
         first = next(iter(self.clips.values()))
         return {
             "format": FORMAT_TAG,
@@ -204,7 +310,7 @@ class DatasetWriter:
                          "offsets": first.offsets.tolist(),
                          "end_sites": {str(k): v.tolist() for k, v in first.end_sites.items()}},
             "fields": self.fields(),
-            "frame_labels": {k: _dtype_name(v) for k, v in self.frame_label_dtypes.items()},
+            "frame_labels": self.frame_label_types(),
             "num_frames": self.num_rows,
             "clips": [c.to_json() for c in self.clips.values()],
         }
@@ -218,48 +324,25 @@ class DatasetWriter:
             out.extend(VELOCITY_FIELDS)
         return out
 
-    def close(self) -> None:
-        """Finish the file (writes the clip table); raises DatasetError when no clip was added."""
-        self._finish()
-
-    def abort(self) -> None:
-        """Stop writing and remove the partial file."""
-        self._abort()
-        self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> DatasetWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def _write_clip(self, info: ClipInfo, arrays: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
-
-    def _finish(self) -> None:
-        raise NotImplementedError
-
-    def _abort(self) -> None:
-        raise NotImplementedError
-
 
 def _dtype_name(dtype: np.dtype) -> str:
     """A dtype as the schema names it: ``string`` for any text, else numpy's name (``int64``, ``float32``)."""
     return "string" if dtype.kind in "USO" else dtype.name
 
 
-def parse_header(header: Mapping[str, Any], path: str) -> tuple[Skeleton, list[ClipInfo], list[str], dict[str, str]]:
-    """Check a dataset header's format tag and version; return skeleton, clips, fields and frame label types."""
+def check_header_tag(header: Mapping[str, Any], version: int, path: str | os.PathLike) -> None:
+    """Raise DatasetError unless ``header`` carries the optiq format tag and schema ``version``."""
     if header.get("format") != FORMAT_TAG:
         raise DatasetError(f"not an optiq dataset (format tag {header.get('format')!r}, expected {FORMAT_TAG!r})",
                            path)
-    version = header.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise DatasetError(f"schema_version {version!r} is not one this optiq reads ({SCHEMA_VERSION}); "
-                           f"install the optiq version that wrote it", path)
+    if header.get("schema_version") != version:
+        raise DatasetError(f"schema_version {header.get('schema_version')!r} is not one this optiq reads "
+                           f"({version}); install the optiq version that wrote it", path)
+
+
+def parse_header(header: Mapping[str, Any], path: str) -> tuple[Skeleton, list[ClipInfo], list[str], dict[str, str]]:
+    """Check a dataset header's format tag and version; return skeleton, clips, fields and frame label types."""
+    check_header_tag(header, SCHEMA_VERSION, path)
     try:
         sk = header["skeleton"]
         clips = [ClipInfo.from_json(c) for c in header["clips"]]
@@ -270,28 +353,26 @@ def parse_header(header: Mapping[str, Any], path: str) -> tuple[Skeleton, list[C
         raise DatasetError(f"damaged dataset header: {type(exc).__name__}: {exc}", path) from None
 
 
-class Dataset:
-    """A read-only dataset of clips of one skeleton topology. Open one with ``optiq.open_dataset(path)``.
+class ClipTable:
+    """What every dataset reader shares (skeleton clips here, points takes in ``points.py``): the clip table
+    (``ds.clips``, rows with ``name``, ``fps``, ``num_frames``, ``start``, ``labels``, ``frame_labels``), lookup by
+    name or index, frame ranges checked before reading, and the file's lifetime. Use as a context manager.
 
-    ``ds.clips`` is the clip table (ClipInfo), ``ds.read_clip(name)`` a whole clip, ``ds.window(name, start,
-    length)`` a piece, ``ds.windows(length, stride)`` every window with random access, ``ds.stream()`` the whole
-    dataset in storage-sized pieces (memory bounded by one piece). Reading never loads the whole file.
-    Subclasses implement ``_read`` and ``_chunk_bounds``.
+    Subclasses implement ``_read`` and ``_row_problem``, and name in ``read_errors`` the exceptions their library
+    raises on damaged data (reported as DatasetError naming the file, clip and frames).
     """
 
     format_name = "?"
+    read_errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError)
 
-    def __init__(self, path: str | os.PathLike, skeleton: Skeleton, clips: Sequence[ClipInfo],
-                 fields: Sequence[str], frame_label_types: Mapping[str, str]):
+    def __init__(self, path: str | os.PathLike, clips: Sequence[Any], frame_label_types: Mapping[str, str]):
         self.path = Path(path)
-        self.skeleton = skeleton
         self.clips = list(clips)
-        self.fields = tuple(fields)
         self.frame_label_types = dict(frame_label_types)
         self._by_name = {c.name: c for c in self.clips}
-        self._skeletons: dict[str, Skeleton] = {}
+        self._closed = False
+        check_clip_rows(self.clips, self.frame_label_types, self._row_problem, self.path)
 
-    # --- the clip table ------------------------------------------------------------------------------------
     @property
     def clip_names(self) -> list[str]:
         return [c.name for c in self.clips]
@@ -302,15 +383,11 @@ class Dataset:
         return sum(c.num_frames for c in self.clips)
 
     @property
-    def has_velocities(self) -> bool:
-        return all(f in self.fields for f in VELOCITY_FIELDS)
-
-    @property
     def labels(self) -> dict[str, list[str]]:
         """Every clip label key with the sorted values it takes across clips."""
         return label_values(self.clips)
 
-    def info(self, clip: str | int) -> ClipInfo:
+    def info(self, clip: str | int) -> Any:
         """The clip table row of ``clip`` (a name or an index)."""
         if isinstance(clip, (int, np.integer)):
             if not -len(self.clips) <= clip < len(self.clips):
@@ -328,9 +405,75 @@ class Dataset:
     def __contains__(self, name: str) -> bool:
         return name in self._by_name
 
+    def _read_frames(self, info: Any, start: int, stop: int | None, fields: Sequence[str]) -> dict[str, np.ndarray]:
+        """Frames ``[start, stop)`` (default: to the end) of ``fields`` of the clip of row ``info`` as stored
+        (``_read``), after checking that the dataset is open and the frames exist; a library error on damaged data
+        becomes one DatasetError naming the clip and frames."""
+        self._check_open()
+        stop = info.num_frames if stop is None else stop
+        if not 0 <= start < stop <= info.num_frames:
+            raise DatasetError(f"clip {info.name!r} has {info.num_frames} frames; frames {start}:{stop} do not fit",
+                               self.path)
+        try:
+            return self._read(info, start, stop, fields)
+        except self.read_errors as exc:
+            raise DatasetError(f"damaged dataset: cannot read {', '.join(fields)}: {type(exc).__name__}: "
+                               f"{str(exc).strip() or 'no detail'}", self.path,
+                               f"clip {info.name!r}, frames {start}:{stop}") from None
+
+    def _read(self, info: Any, start: int, stop: int, fields: Sequence[str]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _row_problem(self, row: Any) -> str | None:
+        """What is wrong with a clip table row beyond what every format checks (None: nothing)."""
+        return None
+
+    def close(self) -> None:
+        """Release the file; reading afterwards raises DatasetError. Subclasses release their file, then call
+        this."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatasetError("dataset is closed; open it again to read", self.path)
+
+    def __enter__(self) -> ClipTable:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Dataset(ClipTable):
+    """A read-only dataset of clips of one skeleton topology. Open one with ``optiq.open_dataset(path)``.
+
+    ``ds.clips`` is the clip table (ClipInfo), ``ds.read_clip(name)`` a whole clip, ``ds.window(name, start,
+    length)`` a piece, ``ds.windows(length, stride)`` every window with random access, ``ds.stream()`` the whole
+    dataset in storage-sized pieces (memory bounded by one piece). Reading never loads the whole file.
+    Subclasses implement ``_read`` and ``_chunk_bounds`` (see ClipTable).
+    """
+
+    def __init__(self, path: str | os.PathLike, skeleton: Skeleton, clips: Sequence[ClipInfo],
+                 fields: Sequence[str], frame_label_types: Mapping[str, str]):
+        self.skeleton = skeleton
+        self.fields = tuple(fields)
+        self._skeletons: dict[str, Skeleton] = {}
+        check_fields(self.fields, path)
+        super().__init__(path, clips, frame_label_types)
+
+    @property
+    def has_velocities(self) -> bool:
+        return all(f in self.fields for f in VELOCITY_FIELDS)
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({str(self.path)!r}, clips={len(self)}, frames={self.num_frames}, "
                 f"joints={self.skeleton.num_joints})")
+
+    def _row_problem(self, row: ClipInfo) -> str | None:
+        j = self.skeleton.num_joints
+        if row.offsets.shape != (j, 3) or not np.isfinite(row.offsets).all():
+            return f"has rest offsets of shape {row.offsets.shape} or not finite ([{j}, 3] finite expected)"
+        return None
 
     def clip_skeleton(self, clip: str | int) -> Skeleton:
         """The skeleton of one clip: the dataset's topology with the clip's own rest offsets."""
@@ -348,14 +491,13 @@ class Dataset:
         ``angular_velocities [T, J, 3]`` rad/s, each only when stored) and the clip's frame labels under their
         names. fields: a subset of names to read (default all the clip has)."""
         info = self.info(clip)
-        stop = info.num_frames if stop is None else stop
-        if not 0 <= start < stop <= info.num_frames:
-            raise DatasetError(f"clip {info.name!r} has {info.num_frames} frames; frames {start}:{stop} do not fit",
-                               self.path)
         available = [f for f in self.fields if f != "local_translations" or info.local_translations]
         available += list(info.frame_labels)
         wanted = available if fields is None else [f for f in fields if f in available]
-        return self._read(info, start, stop, wanted)
+        out = self._read_frames(info, start, stop, wanted)
+        # Writers refuse non-finite values, so one here means the file was damaged or written by another tool.
+        check_finite(out, info.name, self.skeleton.names, self.path, first_frame=start, stored=True)
+        return out
 
     def window(self, clip: str | int, start: int, length: int) -> Clip:
         """Frames ``[start, start + length)`` of ``clip`` as a Clip (float64, unit quaternions, the clip's labels
@@ -377,11 +519,13 @@ class Dataset:
     def windows(self, length: int, stride: int | None = None, clips: Sequence[str] | None = None) -> WindowSet:
         """Every window of ``length`` frames, starts ``stride`` apart (default ``length``), in clips that are long
         enough; a sequence with ``len`` and random access ``[i]`` -> Clip."""
+        self._check_open()
         return WindowSet(self, length, stride or length, clips)
 
     def stream(self, max_frames: int | None = None) -> Iterator[Chunk]:
         """The whole dataset in order as Chunks of at most one storage unit (a Parquet row group, an HDF5
         chunk run of ``max_frames``), so memory stays bounded whatever the file's size."""
+        self._check_open()
         for info in self.clips:
             bounds = self._chunk_bounds(info, max_frames)
             for a, b in zip(bounds[:-1], bounds[1:], strict=False):
@@ -403,9 +547,6 @@ class Dataset:
             frame_labels={k: arr[k] for k in info.frame_labels},
         )
 
-    def _read(self, info: ClipInfo, start: int, stop: int, fields: Sequence[str]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
     def _chunk_bounds(self, info: ClipInfo, max_frames: int | None) -> list[int]:
         raise NotImplementedError
 
@@ -415,14 +556,43 @@ class Dataset:
         return summarize(self.path, self.format_name, SCHEMA_VERSION, self.skeleton, self.clips, self.fields,
                          self.frame_label_types)
 
-    def close(self) -> None:
-        """Release the file."""
 
-    def __enter__(self) -> Dataset:
-        return self
+def check_fields(fields: Sequence[str], path: str | os.PathLike) -> None:
+    """Raise DatasetError unless a skeleton dataset header's ``fields`` are known motion fields, rotations and
+    root_translation among them."""
+    unknown = sorted(set(fields) - set(MOTION_FIELDS))
+    missing = sorted({"root_translation", "rotations"} - set(fields))
+    if unknown or missing:
+        raise DatasetError(f"damaged dataset header: fields {', '.join(unknown or missing)} "
+                           f"{'are unknown' if unknown else 'are missing'}", path)
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+
+def check_clip_rows(clips: Sequence[Any], frame_label_types: Mapping[str, str],
+                    row_problem: Callable[[Any], str | None], path: str | os.PathLike) -> None:
+    """Raise DatasetError unless a clip table read from ``path`` is consistent: unique clip names, clips of at
+    least one frame stored one after the other from row 0 (``start``), positive finite fps, declared frame labels,
+    and nothing that ``row_problem(row)`` names. Cheap: no frames are read, one pass over the rows.
+    Names are not held to ``check_name`` here: files written before the rule still open."""
+    row = 0
+    seen: set[str] = set()
+    for i, c in enumerate(clips):
+        problem = None
+        if c.name in seen:
+            problem = "has the name of an earlier clip (clip names are unique)"
+        elif c.num_frames < 1:
+            problem = f"has {c.num_frames} frames (at least 1 expected)"
+        elif c.start != row:
+            problem = f"starts at row {c.start}, expected {row} (clips are stored one after the other)"
+        elif not (np.isfinite(c.fps) and c.fps > 0):
+            problem = f"has fps {c.fps} (a positive number expected)"
+        elif undeclared := sorted(set(c.frame_labels) - set(frame_label_types)):
+            problem = f"has frame labels {', '.join(undeclared)} that the header does not declare"
+        else:
+            problem = row_problem(c)
+        if problem:
+            raise DatasetError(f"damaged dataset header: clip {i} {c.name!r} {problem}", path)
+        row += c.num_frames
+        seen.add(c.name)
 
 
 def label_values(clips: Sequence[ClipInfo | Clip]) -> dict[str, list[str]]:
@@ -480,6 +650,9 @@ class WindowSet(Sequence):
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def __repr__(self) -> str:
+        return f"WindowSet(length={self.length}, stride={self.stride}, count={len(self)})"
 
     def __getitem__(self, i):
         if isinstance(i, slice):

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path, check_output_path
+from ..contacts import auto_labels, find_feet
 from ..errors import DatasetError, ParseError
+from ..names import check_name
 from . import format_for, merged_label_dtype, open_dataset
 from .base import MOTION_FIELDS, Dataset
 
@@ -34,6 +36,8 @@ def read_frame_labels(path: str | os.PathLike, ds: Dataset) -> dict[str, dict[st
         raise ParseError(f"cannot read frame labels file: {exc.strerror}", path) from None
     except json.JSONDecodeError as exc:
         raise ParseError(f"invalid JSON: {exc.msg}", path, f"line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise ParseError("JSON nested too deeply (a labels file is 3 to 4 levels deep)", path) from None
     if not isinstance(doc, dict):
         raise ParseError("expected an object {clip name: {label: values}}", path)
     out = {}
@@ -43,6 +47,11 @@ def read_frame_labels(path: str | os.PathLike, ds: Dataset) -> dict[str, dict[st
         if not isinstance(labels, dict):
             raise ParseError("expected an object {label: values}", path, f"clip {clip!r}")
         n = ds.info(clip).num_frames
+        for name in labels:
+            check_name(name, "frame label name", path, error=ParseError)
+            if name in MOTION_FIELDS:
+                raise ParseError(f"frame label name {name!r} is a motion field name; rename it", path,
+                                 f"clip {clip!r}")
         out[clip] = {name: _label_values(values, n, path, f"clip {clip!r}, label {name!r}")
                      for name, values in labels.items()}
     return out
@@ -61,7 +70,7 @@ def _label_values(spec: Any, n: int, path: Path, where: str) -> np.ndarray:
     covered = np.zeros(n, dtype=bool)
     values: list[Any] = [spec.get("default")] * n
     for k, seg in enumerate(segments):
-        if not (isinstance(seg, list) and len(seg) == 3 and all(isinstance(x, int) for x in seg[:2])):
+        if not (isinstance(seg, list) and len(seg) == 3 and all(isinstance(x, int) and not isinstance(x, bool) for x in seg[:2])):
             raise ParseError(f"segment {k} is {seg!r}, expected [start, stop, value] with integer frames",
                              path, where)
         a, b, v = seg
@@ -83,16 +92,34 @@ def _array(values: list[Any], path: Path, where: str) -> np.ndarray:
     raise ParseError(f"values must all be numbers, all booleans or all strings; found {names}", path, where)
 
 
+def _auto_label_types(kinds: Sequence[str], skeleton) -> dict[str, np.dtype]:
+    """The frame labels ``auto_labels`` writes for ``kinds`` on ``skeleton``, with their dtypes (declared before
+    the first clip is written)."""
+    out: dict[str, np.dtype] = {}
+    for kind in kinds:
+        if kind == "contacts":
+            out.update({f"contact_{foot}": np.dtype(bool) for foot in find_feet(skeleton)})
+        elif kind == "phase":
+            out["phase"] = np.dtype(np.float32)
+        else:
+            raise DatasetError(f"unknown automatic label {kind!r}; expected contacts or phase")
+    return out
+
+
 def relabel(src: str | os.PathLike, out: str | os.PathLike, *, labels: Mapping[str, str] | None = None,
             clips: Sequence[str] | None = None, frame_labels: str | os.PathLike | None = None,
-            format: str | None = None) -> Path:
+            auto: Sequence[str] = (), format: str | None = None) -> Path:
     """Write a copy of dataset ``src`` to ``out`` (format by suffix: this also converts) with labels added.
 
     labels: clip labels given to every clip whose name matches one of the ``clips`` patterns (fnmatch; all
-    clips by default). frame_labels: a frame labels file. Stored motion arrays, velocities included, are
-    copied bit for bit. Returns ``out``. The write is atomic; ``out`` may equal ``src``.
+    clips by default). frame_labels: a frame labels file. auto: frame labels computed from the motion of the
+    matching clips (``"contacts"``: ``contact_<foot>`` bool per foot; ``"phase"``: gait phase float32 in
+    [0, 1); see ``optiq.contacts.auto_labels``). Stored motion arrays, velocities included, are copied bit for
+    bit. Returns ``out``. The write is atomic; ``out`` may equal ``src``.
     """
     check_output_path(out)
+    for key in labels or {}:
+        check_name(key, "clip label key", None)
     fmt = format_for(out, format)
     with open_dataset(src) as ds:
         chosen = set(ds.clip_names)
@@ -110,6 +137,10 @@ def relabel(src: str | os.PathLike, out: str | os.PathLike, *, labels: Mapping[s
                     raise ParseError(f"frame label {name!r} holds text in some clips and numbers in others",
                                      frame_labels)
                 types[name] = merged
+        for name, dtype in _auto_label_types(auto, ds.skeleton).items():
+            if name in types and merged_label_dtype([types[name], dtype]) is None:
+                raise DatasetError(f"frame label {name!r} already holds text; --auto {name} would add numbers", src)
+            types[name] = dtype if name not in types else merged_label_dtype([types[name], dtype])
         with atomic_path(out) as tmp:
             writer = fmt.writer(tmp, ds.skeleton, frame_labels=types,
                                 local_translations=any(c.local_translations for c in ds.clips),
@@ -122,6 +153,9 @@ def relabel(src: str | os.PathLike, out: str | os.PathLike, *, labels: Mapping[s
                         clip = clip.with_labels(dict(labels))
                     if clip.name in added:
                         clip = clip.with_labels(frame_labels=added[clip.name])
+                    if clip.name in chosen and auto:
+                        clip = clip.with_labels(frame_labels={k: v for kind in auto
+                                                              for k, v in auto_labels(clip, kind).items()})
                     # The stored float32 arrays are copied as they are (no float64 round trip).
                     writer.add(clip, {k: v for k, v in stored.items() if k in MOTION_FIELDS})
     return Path(out)

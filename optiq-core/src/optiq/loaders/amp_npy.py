@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import quat
-from ..axes import axis_matrix, guess_up_axis, length_scale
+from ..axes import axis_matrix, guess_units
 from ..clip import Clip
 from ..errors import ParseError
 from ..skeleton import Skeleton
@@ -125,8 +125,9 @@ def load_amp_npy(path: str | os.PathLike, *, unit: str | float = "auto", up: str
     """Read an AMP poselib ``.npy`` into one Clip (metres, Z up, wxyz).
 
     unit: the file's length unit (a LENGTH_UNITS name, metres per unit, or ``"auto"``: from the rest skeleton's
-    size; AMP humanoid files are metres, the CMU T-pose CMU units, the SFU T-pose centimetres). up: ``"y"``,
-    ``"z"`` or ``"auto"`` (from the posed upper-body joints). fps: the rate for a ``SkeletonState`` (one pose,
+    size, or the motion's standing height where they disagree; AMP humanoid files are metres, the CMU T-pose CMU
+    units, the SFU T-pose centimetres). up: ``"y"``, ``"z"`` or ``"auto"`` (the axis the posed body stands along;
+    see :func:`optiq.axes.guess_units`). fps: the rate for a ``SkeletonState`` (one pose,
     no fps in the file); a ``SkeletonMotion`` gives its own. Labels: ``source``, ``poselib_type``,
     ``length_unit``, ``up``.
     """
@@ -183,15 +184,11 @@ def load_amp_npy(path: str | os.PathLike, *, unit: str | float = "auto", up: str
     kind = str(d.get("__name__", "SkeletonMotion"))
     clip = Clip(Skeleton(names, parents, offsets), rate, root, rot, name=path.stem,
                 labels={"source": path.name, "poselib_type": kind})
-    if up == "auto":
-        up = guess_up_axis(clip.skeleton, clip.world_positions(), default="z")
-    rest = clip.skeleton.rest_positions()
-    extent = float((rest.max(axis=0) - rest.min(axis=0)).max())
     try:
-        scale, unit_name = length_scale(unit, extent)
-        matrix = axis_matrix(up)
+        # poselib's skeleton tree is no pose in the file's axes (a root rotation stands it up): only its size counts.
+        up, scale, unit_name = guess_units(clip, unit, up, path=path, default_up="z", rest_pose=False)
     except ValueError as exc:
         raise ParseError(str(exc), path) from None
-    out = clip.transformed(matrix, scale)
-    out.labels.update(length_unit=unit_name, up=up.lower())
+    out = clip.transformed(axis_matrix(up), scale)
+    out.labels.update(length_unit=unit_name, up=up)
     return [out]

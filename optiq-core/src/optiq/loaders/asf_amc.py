@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import quat
-from ..axes import LENGTH_UNITS, axis_matrix, guess_up_axis, length_scale
+from ..axes import LENGTH_UNITS, axis_matrix, guess_units, length_scale, unit_name
 from ..clip import Clip
 from ..errors import ParseError
 from ..skeleton import Skeleton
@@ -520,21 +520,22 @@ def load_amc(path: str | os.PathLike, *, asf: str | os.PathLike | None = None, u
     clip = Clip(skeleton, fps, _root_translation(skel, motion, n_frames), _bone_rotations(skel, motion, angle, n_frames),
                 _bone_translations(skel, motion, skeleton, n_frames), name=path.stem,
                 labels={"source": path.name, "skeleton": asf_path.name})
-    return [_convert_units(clip, skel, unit, up)]
+    return [_convert_units(clip, skel, unit, up, path)]
 
 
-def _convert_units(clip: Clip, skel: Asf, unit: str | float, up: str) -> Clip:
+def _convert_units(clip: Clip, skel: Asf, unit: str | float, up: str, path: Path) -> Clip:
     try:
         # "auto" needs no guess here: the ASF states its unit.
         if isinstance(unit, str) and unit.lower() in ("asf", "auto"):
             # Named as length_scale names a number (or "cmu" for CMU's `length 0.45`), so writers can reuse it.
             scale = skel.length_unit
-            unit_name = next((k for k, v in LENGTH_UNITS.items() if abs(v - scale) <= 1e-12 * v), f"{scale:.12g} m")
+            name = unit_name(scale)
         else:
-            scale, unit_name = length_scale(unit)
-        m = axis_matrix(guess_up_axis(clip.skeleton) if up == "auto" else up)
-    except ValueError as exc:
-        raise ParseError(str(exc), skel.path) from None
-    out = clip.transformed(m, scale)
-    out.labels["length_unit"] = unit_name
+            scale, name = length_scale(unit)
+        up = guess_units(clip, scale, up, path=path)[0]
+    except ValueError as exc:  # from unit= or up=: load_asf has checked the ASF's own unit
+        raise ParseError(str(exc), path) from None
+    out = clip.transformed(axis_matrix(up), scale)
+    out.labels["length_unit"] = name
+    out.labels["up"] = up
     return out

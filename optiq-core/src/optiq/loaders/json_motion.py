@@ -17,6 +17,7 @@ from ..atomic import atomic_text
 from ..axes import axis_matrix, length_scale
 from ..clip import Clip
 from ..errors import OptiqError, ParseError
+from ..names import check_name
 from ..skeleton import Skeleton
 
 FORMAT = "optiq-motion"
@@ -69,6 +70,13 @@ def write_json(clip: Clip, path: str | os.PathLike, **_ignored) -> None:
         fh.write("\n")
 
 
+def _json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+             dict: "an object", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
 def _need(d: object, key: str, path: Path, where: str = ""):
     if not isinstance(d, dict) or key not in d:
         raise ParseError(f"missing key {key!r}", path, where + key)
@@ -99,10 +107,11 @@ def document_to_clip(doc: object, path: Path) -> Clip:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ParseError(f'expected an object with "format": "{FORMAT}"', path, "format")
     version = _need(doc, "version", path)
-    if version != VERSION:
+    if version != VERSION or isinstance(version, bool):
         raise ParseError(f"unsupported version {version!r}; this optiq reads version {VERSION}", path, "version")
     fps = _need(doc, "fps", path)
-    if not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
+    # JSON true is a Python int: booleans are not numbers here.
+    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not np.isfinite(fps) or fps <= 0:
         raise ParseError(f"fps must be a positive number, got {fps!r}", path, "fps")
     sk = _need(doc, "skeleton", path)
     names = _need(sk, "names", path, "skeleton.")
@@ -146,14 +155,32 @@ def document_to_clip(doc: object, path: Path) -> Clip:
     labels = doc.get("labels", {})
     if not isinstance(labels, dict):
         raise ParseError("expected an object of string labels", path, "labels")
+    for key, value in labels.items():
+        if not isinstance(value, str):
+            raise ParseError(f"expected a string, got {_json_type(value)} (clip labels are strings: write "
+                             f"\"{key}\": \"{value}\" if that is meant)", path, f"labels.{key}")
+    name = doc.get("name", path.stem)
+    if not isinstance(name, str):
+        raise ParseError(f"expected a string, got {_json_type(name)}", path, "name")
+    # Names a dataset could not store are refused here, naming this file, not later naming the dataset.
+    check_name(name, "clip name", path, error=ParseError)
+    for key in labels:
+        check_name(key, "clip label key", path, error=ParseError)
+    frame_labels_raw = doc.get("frame_labels") or {}
+    if not isinstance(frame_labels_raw, dict):
+        raise ParseError("expected an object {name: [T values]}", path, "frame_labels")
     frame_labels = {}
-    for key, values in (doc.get("frame_labels") or {}).items():
-        arr = np.asarray(values)
-        if arr.shape[:1] != (t,) or arr.dtype == object:
-            raise ParseError(f"expected {t} values (one per frame) of one type", path, f"frame_labels.{key}")
+    for key, values in frame_labels_raw.items():
+        check_name(key, "frame label name", path, error=ParseError)
+        try:
+            arr = np.asarray(values)
+        except ValueError:  # ragged nested lists
+            arr = np.asarray(None)
+        if arr.shape != (t,) or arr.dtype.kind not in "biufU":
+            raise ParseError(f"expected {t} values (one per frame, all numbers, all booleans or all strings)",
+                             path, f"frame_labels.{key}")
         frame_labels[key] = arr
-    clip = Clip(skeleton, float(fps), root, rot, local, name=str(doc.get("name", path.stem)),
-                labels={str(k): str(v) for k, v in labels.items()}, frame_labels=frame_labels)
+    clip = Clip(skeleton, float(fps), root, rot, local, name=name, labels=dict(labels), frame_labels=frame_labels)
     return _to_optiq_units(clip, doc.get("units", {}), path)
 
 
@@ -189,4 +216,6 @@ def load_json(path: str | os.PathLike, **_ignored) -> list[Clip]:
     except json.JSONDecodeError as exc:
         raise ParseError(f"invalid JSON ({exc.msg}; the file may be truncated)", path,
                          f"line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise ParseError("JSON nested too deeply (an optiq motion file is at most 4 levels deep)", path) from None
     return [document_to_clip(doc, path)]

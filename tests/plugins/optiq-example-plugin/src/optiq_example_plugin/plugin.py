@@ -20,6 +20,13 @@ def optiq_register_renderers(register):
 
 
 @optiq.hookimpl
+def optiq_register_models(register):
+    # A lazy target: listing plugins never imports torch; `optiq train model --arch gru` imports it when used.
+    register("gru", "optiq_example_plugin.gru:GRUModel", kind="next_state",
+             description="GRU next-state model (example third-party model; needs optiq-models)")
+
+
+@optiq.hookimpl
 def optiq_register_commands(cli):
     from .cli import csvmotion
 

@@ -1,0 +1,406 @@
+"""Evaluation of a next-state model on clips it never saw, against the baselines that are hard to beat.
+
+From each clip, windows start every ``stride`` frames: the model reads ``context`` ground-truth frames and rolls
+out ``horizon`` frames on its own. On the same windows two baselines predict: **zero-velocity** (the last
+context frame, held; nothing moves) and **constant-velocity** (every position keeps its last frame-to-frame
+change). Errors are reported at each step t (not averaged up to t):
+
+- single-step (step 1, predicted from ground truth): pos- and vel-group MSE on normalised features, R2 of the
+  frame-to-frame residual (of the change, not of the next frame, which is trivially near 1), MPJPE;
+- rollout: root-relative MPJPE (mm) and normalised feature MSE at steps 1..H, the global error of the root's
+  position (m, integrated from the predicted root velocity and yaw rate), the growth exponent b of
+  ``MPJPE(h) ~ a h^b``, and MPJPE(H) / MPJPE(1);
+- the same MPJPE curves per label value.
+
+The report is version 1 of docs/viz.md: its ``horizon`` section is what ``optiq viz plots --report`` draws.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from optiq import OptiqError
+from optiq.atomic import atomic_text, check_output_path
+
+from . import data as D
+
+REPORT_VERSION = 1
+ZERO, CONST = "zero-velocity", "constant-velocity"
+VELOCITY_SLICES = ("root_velocity", "yaw_rate", "velocities")
+#: Clip labels that loaders and convert write about the file, not about the motion.
+METADATA_LABELS = {"source", "length_unit", "up", "rotation_orders", "unit", "character"}
+
+
+@dataclass
+class Loaded:
+    """A checkpoint ready to predict: the model (eval mode), its record, feature spec, normaliser, layout."""
+
+    model: Any
+    checkpoint: Any
+    spec: Any
+    normalizer: Any
+    layout: Any
+    name: str
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> Loaded:
+    """Load a checkpoint (``checkpoint.load_checkpoint``) with what evaluation and generation need."""
+    from optiq.features import feature_layout
+
+    from .checkpoint import load_checkpoint
+
+    model, ck = load_checkpoint(path)
+    if getattr(model, "kind", "next_state") != "next_state":
+        raise OptiqError(f"model of kind {model.kind!r}: evaluation and generation here roll out next-state "
+                         "models; this kind has its own protocol", path)
+    model = model.to(device).eval()
+    layout = feature_layout(ck.skeleton, ck.feature_spec)
+    arch = (ck.config or {}).get("arch") if isinstance(ck.config, Mapping) else None
+    return Loaded(model, ck, ck.feature_spec, ck.normalizer, layout, str(arch or Path(path).stem))
+
+
+def check_skeleton(source: D.Source, loaded: Loaded, model_path: str | os.PathLike) -> None:
+    """One clear line when the data's skeleton topology is not the model's, naming both."""
+    from optiq.datasets import check_topology
+
+    check_topology(source.skeleton, loaded.checkpoint.skeleton, f"dataset {source.path}", None,
+                   f"the model {os.fspath(model_path)}")
+
+
+def clips_of(source: D.Source, loaded: Loaded, split: str) -> list[str]:
+    """Clip names of ``split``: ``test``/``train``/``val`` from the split saved with the model, ``all`` every
+    clip of the data (for another corpus or subject)."""
+    if split == "all":
+        return list(source.names)
+    saved = loaded.checkpoint.split
+    saved = D.Split.from_json(saved if isinstance(saved, Mapping) else json.loads(saved))
+    names = saved.side(split)
+    present = set(source.names)
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise OptiqError(f"clip {missing[0]!r} of the model's {split} split is not in this dataset "
+                         f"({len(missing)} missing); evaluate another corpus with --split all", source.path)
+    if not names:
+        raise OptiqError(f"the model's {split} split is empty; use --split all to evaluate every clip", source.path)
+    return names
+
+
+# --- windows and predictions ---------------------------------------------------------------------------------
+@dataclass
+class Windows:
+    """Evaluation windows: raw (denormalised) features ``context [N, C, F]`` and ``truth [N, H, F]``, and for
+    each window its clip index into ``clips`` and first predicted frame."""
+
+    context: np.ndarray
+    truth: np.ndarray
+    clip: np.ndarray
+    start: np.ndarray
+    clips: list[str]
+    skipped: list[dict[str, Any]]
+
+
+def make_windows(store: D.FeatureStore, names: Sequence[str], context: int, horizon: int, stride: int) -> Windows:
+    """Windows from every clip of ``names`` long enough for ``context + horizon`` frames, first predicted
+    frames ``stride`` apart; the others are listed in ``skipped``. Raises when no clip is long enough."""
+    ctx, tru, cl, st, skipped, kept = [], [], [], [], [], []
+    for name in names:
+        x = np.asarray(store.clip(name))
+        if len(x) < context + horizon:
+            skipped.append({"clip": name, "frames": len(x),
+                            "reason": f"shorter than context + horizon = {context + horizon} frames"})
+            continue
+        starts = np.arange(context, len(x) - horizon + 1, stride)
+        idx_c = starts[:, None] + np.arange(-context, 0)[None]
+        idx_t = starts[:, None] + np.arange(horizon)[None]
+        ctx.append(x[idx_c])
+        tru.append(x[idx_t])
+        cl.append(np.full(len(starts), len(kept)))
+        st.append(starts)
+        kept.append(name)
+    if not kept:
+        raise OptiqError(f"no clip has the {context + horizon} frames (context {context} + horizon {horizon}) "
+                         f"that evaluation needs; {len(names)} clips were all skipped")
+    return Windows(np.concatenate(ctx), np.concatenate(tru), np.concatenate(cl), np.concatenate(st), kept, skipped)
+
+
+@torch.no_grad()
+def rollout_raw(loaded: Loaded, context_raw: np.ndarray, steps: int, cond: Mapping[str, np.ndarray] | None = None,
+                guidance: float = 0.0, batch: int = 256) -> np.ndarray:
+    """The model's rollout ``[N, steps, F]`` (raw features) from raw ``context_raw [N, C, F]``, in batches."""
+    device = next(loaded.model.parameters()).device
+    out = []
+    for i in range(0, len(context_raw), batch):
+        ctx = torch.from_numpy(np.asarray(loaded.normalizer.normalize(context_raw[i:i + batch]), dtype=np.float32))
+        c = None if cond is None else {k: torch.from_numpy(v[i:i + batch]).to(device) for k, v in cond.items()}
+        pred = loaded.model.rollout(ctx.to(device), steps, c, guidance=guidance) if guidance else \
+            loaded.model.rollout(ctx.to(device), steps, c)
+        out.append(np.asarray(loaded.normalizer.denormalize(pred.cpu().numpy()), dtype=np.float32))
+    return np.concatenate(out)
+
+
+def baselines(context_raw: np.ndarray, horizon: int, layout: Any) -> dict[str, np.ndarray]:
+    """Zero-velocity (last frame held, velocity features zero) and constant-velocity (positions, height and
+    the other pos-group features keep their last change; velocity features keep their last value)
+    predictions ``[N, H, F]`` from raw ``context_raw [N, C, F]`` (C >= 2)."""
+    last, prev = context_raw[:, -1], context_raw[:, -2]
+    zero = np.repeat(last[:, None], horizon, axis=1)
+    for name in VELOCITY_SLICES:
+        if name in layout.slices:
+            zero[..., layout.slices[name]] = 0.0
+    steps = np.arange(1, horizon + 1, dtype=np.float32)[None, :, None]
+    const = last[:, None] + steps * (last - prev)[:, None]
+    keep = np.setdiff1d(np.arange(last.shape[-1]), np.asarray(layout.groups["pos"]))
+    const[..., keep] = last[:, None, keep]
+    if "rotations" in layout.slices:  # an extrapolated rotation encoding leaves its manifold: hold it
+        const[..., layout.slices["rotations"]] = last[:, None, layout.slices["rotations"]]
+    return {ZERO: zero, CONST: const}
+
+
+# --- metrics -------------------------------------------------------------------------------------------------
+def joint_errors(pred: np.ndarray, truth: np.ndarray, layout: Any) -> np.ndarray:
+    """Per-joint distance ``[N, H, J]`` in mm between root-relative joint positions (the ``positions`` slice,
+    metres)."""
+    sl = layout.slices["positions"]
+    p = pred[..., sl].reshape(*pred.shape[:-1], -1, 3)
+    t = truth[..., sl].reshape(*truth.shape[:-1], -1, 3)
+    return 1000.0 * np.linalg.norm(p - t, axis=-1)
+
+
+def root_paths(seq: np.ndarray, layout: Any, fps: np.ndarray) -> np.ndarray:
+    """Horizontal root positions ``[N, H, 2]`` (m) along predicted frames ``seq [N, H, F]`` (raw), starting at
+    the origin with heading 0 at the last context frame: the yaw rate (rad/s) integrated to a heading, the root
+    velocity (m/s, heading frame) rotated by it and integrated. fps: ``[N]``."""
+    dt = (1.0 / fps)[:, None]
+    yaw = np.cumsum(seq[..., layout.slices["yaw_rate"]][..., 0] * dt, axis=1)
+    v = seq[..., layout.slices["root_velocity"]]
+    c, s = np.cos(yaw), np.sin(yaw)
+    world = np.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], axis=-1)
+    return np.cumsum(world * dt[..., None], axis=1)
+
+
+def growth_exponent(err: np.ndarray) -> float:
+    """b of ``err(h) ~ a h^b`` (least squares on log-log over h = 1..H)."""
+    h = np.arange(1, len(err) + 1)
+    ok = err > 0
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(h[ok]), np.log(err[ok]), 1)[0])
+
+
+def _series(x: np.ndarray) -> list[float]:
+    return [round(float(v), 4) for v in x]
+
+
+def evaluate(model: str | os.PathLike | Loaded, data: Any, *, split: str = "test", horizon: int = 60,
+             stride: int = 10, context: int | None = None, cache_dir: str | os.PathLike | None = None,
+             device: str = "cpu", model_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The evaluation report (a dict, version 1 of docs/viz.md) of a checkpoint on ``data``'s ``split``.
+
+    horizon: frames rolled out. stride: frames between window starts. context: ground-truth frames read before
+    each window (default the model's context).
+    """
+    loaded = model if isinstance(model, Loaded) else load_model(model, device)
+    model_path = model_path or (model if not isinstance(model, Loaded) else "model")
+    if not isinstance(data, D.Source):
+        source = D.open_source(data, cache_dir=cache_dir)
+        try:
+            return evaluate(loaded, source, split=split, horizon=horizon, stride=stride, context=context,
+                            cache_dir=cache_dir, model_path=model_path)
+        finally:
+            source.close()
+    source = data
+    check_skeleton(source, loaded, model_path)
+    names = clips_of(source, loaded, split)
+    if horizon < 1 or stride < 1:
+        raise OptiqError(f"horizon and stride must be positive, got {horizon} and {stride}")
+    store = D.build_store(source, loaded.spec, cache_dir=cache_dir)
+    ctx_len = max(2, int(context or loaded.model.context))
+    win = make_windows(store, names, ctx_len, horizon, stride)
+    labels = [store.labels[store.index[n]] for n in win.clips]
+    cond_clip = D.encode_labels(loaded.model.vocab, labels)
+    cond = {k: v[win.clip] for k, v in cond_clip.items()} or None
+    pred = rollout_raw(loaded, win.context, horizon, cond)
+    preds = {loaded.name: pred, **baselines(win.context, horizon, loaded.layout)}
+    fps = np.array([store.fps[store.index[n]] for n in win.clips])[win.clip]
+
+    truth_path = root_paths(win.truth, loaded.layout, fps)
+    mpjpe, std, fmse, root, growth, per_joint, errors, root_err = {}, {}, {}, {}, {}, {}, {}, {}
+    norm_truth = np.asarray(loaded.normalizer.normalize(win.truth))
+    for name, p in preds.items():
+        je = joint_errors(p, win.truth, loaded.layout)            # [N, H, J]
+        e = errors[name] = je.mean(-1)                             # [N, H]
+        mpjpe[name], std[name] = e.mean(0), e.std(0)
+        per_joint[name] = je[:, -1].mean(0)
+        fmse[name] = ((np.asarray(loaded.normalizer.normalize(p)) - norm_truth) ** 2).mean((0, 2))
+        root_err[name] = np.linalg.norm(root_paths(p, loaded.layout, fps) - truth_path, axis=-1)  # [N, H]
+        root[name] = root_err[name].mean(0)
+        growth[name] = growth_exponent(mpjpe[name])
+
+    report: dict[str, Any] = {
+        "version": REPORT_VERSION,
+        "title": f"{loaded.name} on {split} clips of {source.path.name}: root-relative MPJPE against horizon",
+        "horizon": {"steps": list(range(1, horizon + 1)), "unit": "frames", "metric": "MPJPE root-relative (mm)",
+                    "series": {k: _series(v) for k, v in mpjpe.items()},
+                    "std": {k: _series(v) for k, v in std.items()}},
+        "single_step": single_step(pred[:, 0], win.truth[:, 0], win.context[:, -1], loaded),
+        "rollout": {
+            "feature_mse": {k: _series(v) for k, v in fmse.items()},
+            "root_error_m": {k: _series(v) for k, v in root.items()},
+            "growth_exponent": {k: round(v, 4) for k, v in growth.items()},
+            "rollout_over_single_step": round(float(mpjpe[loaded.name][-1] / max(mpjpe[loaded.name][0], 1e-9)), 4),
+        },
+        "per_label": per_label(labels, win.clip, errors, root_err),
+        "model": os.fspath(model_path), "data": str(source.path), "split": split, "context": ctx_len,
+        "stride": stride, "fps": sorted({float(f) for f in fps}), "clips": len(win.clips),
+        "windows": int(len(win.clip)), "skipped": win.skipped,
+    }
+    joints = _joint_names(loaded)
+    if len(joints) == next(iter(per_joint.values())).shape[0]:
+        report["per_joint"] = {"joints": joints, "metric": f"MPJPE at step {horizon} (mm)",
+                               "series": {k: _series(v) for k, v in per_joint.items()}, "std": {}}
+    return report
+
+
+def _joint_names(loaded: Loaded) -> list[str]:
+    """Names of the joints of the ``positions`` slice (every joint but the root)."""
+    names = loaded.checkpoint.skeleton.names
+    return [str(names[j]) for j in loaded.layout.joints]
+
+
+def single_step(pred: np.ndarray, truth: np.ndarray, last: np.ndarray, loaded: Loaded) -> dict[str, float]:
+    """Metrics of the prediction ``[N, F]`` of the frame after ground truth: pos-/vel-group MSE (normalised),
+    R2 of the frame-to-frame residual (normalised), MPJPE (mm)."""
+    norm = loaded.normalizer.normalize
+    p, t, last_n = (np.asarray(norm(a), dtype=np.float64) for a in (pred, truth, last))
+    g = loaded.layout.groups
+    res_t, res_p = t - last_n, p - last_n
+    sst = ((res_t - res_t.mean(0)) ** 2).sum()
+    return {
+        "pos_mse": round(float(((p - t)[:, g["pos"]] ** 2).mean()), 6),
+        "vel_mse": round(float(((p - t)[:, g["vel"]] ** 2).mean()), 6),
+        "residual_r2": round(float(1 - ((res_t - res_p) ** 2).sum() / max(sst, 1e-12)), 4),
+        "mpjpe_mm": round(float(joint_errors(pred[:, None], truth[:, None], loaded.layout).mean()), 3),
+    }
+
+
+def per_label(labels: Sequence[Mapping[str, str]], clip: np.ndarray, errors: Mapping[str, np.ndarray],
+              root_errors: Mapping[str, np.ndarray]) -> dict:
+    """MPJPE curves ``{"key=value": {"windows": n, series name: [H], "root_error_m": {series name: [H]}}}``
+    over the windows of clips with each label value (errors, root_errors: name -> ``[N, H]``). File metadata (``source``, ``up``, ...) and labels unique to every clip are not categories."""
+    out: dict[str, Any] = {}
+    keys = sorted({k for lab in labels for k in lab} - METADATA_LABELS)
+    keys = [k for k in keys if len({lab.get(k) for lab in labels}) < len(labels) or len(labels) == 1]
+    for key in keys:
+        for value in sorted({lab[key] for lab in labels if key in lab}):
+            sel = np.isin(clip, [i for i, lab in enumerate(labels) if lab.get(key) == value])
+            out[f"{key}={value}"] = {"windows": int(sel.sum()),
+                                     **{k: _series(e[sel].mean(0)) for k, e in errors.items()},
+                                     "root_error_m": {k: _series(e[sel].mean(0)) for k, e in root_errors.items()}}
+    return out
+
+
+def write_report(report: Mapping[str, Any], out: str | os.PathLike) -> Path:
+    """Write ``report`` as JSON, atomically."""
+    with atomic_text(out, suffixes=(".json",)) as fh:
+        json.dump(report, fh, indent=1)
+        fh.write("\n")
+    return Path(out)
+
+
+# --- continuous rollouts -------------------------------------------------------------------------------------
+def clip_rollout(loaded: Loaded, source: D.Source, name: str, *, context: int | None = None,
+                 frames: int | None = None, labels: Mapping[str, str] | None = None, guidance: float = 0.0,
+                 strict_labels: bool = False):
+    """One continuous rollout as a Clip: the first ``context`` frames of clip ``name`` (ground truth), then the
+    model's own frames up to ``frames`` in all (default: the clip's length), placed where the clip starts
+    (position and heading of its first frame). labels: the clip's own by default."""
+    from optiq.features import defeaturize, featurize
+
+    clip = source.read_clip(name)
+    ctx_len = int(context or loaded.model.context)
+    total = clip.num_frames if frames is None else ctx_len + int(frames)
+    if clip.num_frames < ctx_len:
+        raise OptiqError(f"clip {name!r} has {clip.num_frames} frames, fewer than the {ctx_len} frames of "
+                         "context the model reads", source.path)
+    feats = featurize(clip, loaded.spec)[:ctx_len]
+    vocab = loaded.model.vocab
+    want = dict(source.labels[name]) if labels is None else dict(labels)
+    if strict_labels:
+        enc = vocab.encode(want, strict=True)
+    else:
+        enc = vocab.encode({k: v for k, v in want.items() if v in vocab.labels.get(k, ())})
+    cond = {k: np.array([v], dtype=np.int64) for k, v in enc.items()} or None
+    pred = rollout_raw(loaded, feats[None], total - ctx_len, cond, guidance)[0] if total > ctx_len else \
+        np.zeros((0, feats.shape[1]), np.float32)
+    seq = np.concatenate([feats, pred])
+    start_position, start_yaw = _start_pose(clip, loaded)
+    out = defeaturize(seq, clip.skeleton, loaded.spec, clip.fps, start_position=start_position,
+                      start_yaw=start_yaw)
+    return out.replace(name=name, labels={**clip.labels, **want})
+
+
+def _start_pose(clip: Any, loaded: Loaded) -> tuple[np.ndarray | None, float]:
+    """Where ``clip`` starts: ``optiq.features.start_pose`` when the features module offers it."""
+    from optiq import features
+
+    if hasattr(features, "start_pose"):
+        return features.start_pose(clip, loaded.spec)
+    return None, 0.0
+
+
+def write_predictions(loaded: Loaded, source: D.Source, names: Sequence[str], out: str | os.PathLike, *,
+                      cache_dir: str | os.PathLike | None = None) -> Path:
+    """``--pred``: one continuous rollout per clip of ``names`` from its first ``context`` frames to its end (the
+    clip's frame count, skeleton and start pose), written as a dataset (``.parquet``, ``.h5``) or, for one clip,
+    any writable motion file. The clips roll out together, as one batch, each cut at its own length."""
+    from optiq import save_clip, write_dataset
+    from optiq.features import defeaturize
+
+    ctx = int(loaded.model.context)
+    names = [n for n in names if source.num_frames(n) > ctx]
+    if not names:
+        raise OptiqError(f"no clip is longer than the model's context ({ctx} frames) to roll out", out)
+    store = D.build_store(source, loaded.spec, cache_dir=cache_dir)
+    feats = [np.asarray(store.clip(n)) for n in names]
+    cond = D.encode_labels(loaded.model.vocab, [source.labels[n] for n in names]) or None
+    pred = rollout_raw(loaded, np.stack([f[:ctx] for f in feats]), max(len(f) for f in feats) - ctx, cond)
+    clips = []
+    for i, (name, f) in enumerate(zip(names, feats, strict=True)):
+        clip = source.read_clip(name)
+        position, yaw = _start_pose(clip, loaded)
+        seq = np.concatenate([f[:ctx], pred[i, :len(f) - ctx]])
+        rolled = defeaturize(seq, clip.skeleton, loaded.spec, clip.fps, start_position=position, start_yaw=yaw)
+        clips.append(rolled.replace(name=name, labels=dict(clip.labels)))
+    if str(out).lower().endswith(D.DATASET_SUFFIXES):
+        return write_dataset(out, clips)
+    if len(clips) > 1:
+        raise OptiqError(f"{len(clips)} clips to write: --pred must be a dataset (.parquet, .h5)", out)
+    return save_clip(clips[0], out)
+
+
+def run(model: str | os.PathLike, data: Any, *, split: str = "test", horizon: int = 60, stride: int = 10,
+        out: str | os.PathLike | None = None, pred: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None, device: str = "cpu") -> dict[str, Any]:
+    """``optiq eval model``: evaluate, write the report (``out``) and the continuous rollouts (``pred``)."""
+    for path in (out, pred):
+        if path is not None:
+            check_output_path(path)
+    loaded = load_model(model, device)
+    source = D.open_source(data, cache_dir=cache_dir)
+    try:
+        report = evaluate(loaded, source, split=split, horizon=horizon, stride=stride, cache_dir=cache_dir,
+                          model_path=model)
+        if out is not None:
+            write_report(report, out)
+        if pred is not None:
+            write_predictions(loaded, source, clips_of(source, loaded, split), pred, cache_dir=cache_dir)
+    finally:
+        source.close()
+    return report
