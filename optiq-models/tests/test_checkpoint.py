@@ -25,8 +25,6 @@ from optiq_models.checkpoint import (
 )
 from optiq_models.nets import LabelVocab, build_model
 
-torch.set_num_threads(1)  # two cores shared by several test runs: one thread each is faster (see test_nets.py)
-
 WALK = "deepmimic/humanoid3d_walk.txt"  # 15 joints, 30 fps, 39 frames
 VOCAB = LabelVocab({"movement": ["walk", "run"], "style": ["happy", "sad"]})
 TINY = {"transformer": {"context": 16, "d_model": 32, "layers": 2, "heads": 2},

@@ -12,18 +12,10 @@ from click.testing import CliRunner
 from optiq.cli.groups import eval_group, shared_group, train_group
 from optiq_models.cli_train import add_commands, parse_overrides
 
-STYLES = ("active", "angry", "childish", "happy", "old", "proud")
 TINY = ["--config", "mlp", "--max-steps", "12", "--labels", "content", "--split-by", "label:content",
         "--model.hidden", "16", "--model.layers=1", "window=8", "--batch-size", "4", "--eval-interval", "6",
         "--eval-windows", "4", "--val-horizon", "6"]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +26,6 @@ def cli():
     assert "model" in root.commands["train"].commands and "model" in root.commands["eval"].commands
     return root
 
-
-@pytest.fixture(scope="module")
-def walk_run(data_dir, tmp_path_factory):
-    from optiq.convert import convert
-
-    bandai = data_dir / "corpora" / "bandai_namco" / "data"
-    files = [bandai / f"dataset-1_{c}_{s}_001.bvh" for c in ("walk", "run") for s in STYLES]
-    out = tmp_path_factory.mktemp("data") / "walk_run.parquet"
-    convert(files, out, jobs=1)
-    return out
 
 
 @pytest.fixture(scope="module")

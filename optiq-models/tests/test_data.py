@@ -15,16 +15,6 @@ from optiq_models import data as D
 STYLES = ("active", "angry", "childish", "happy", "old", "proud")
 
 
-@pytest.fixture(scope="module")
-def walk_run(data_dir, tmp_path_factory):
-    """A Parquet dataset of 6 walks and 6 runs (Bandai-Namco, 30 fps, 22 joints), converted without labels."""
-    from optiq.convert import convert
-
-    bandai = data_dir / "corpora" / "bandai_namco" / "data"
-    files = [bandai / f"dataset-1_{c}_{s}_001.bvh" for c in ("walk", "run") for s in STYLES]
-    out = tmp_path_factory.mktemp("data") / "walk_run.parquet"
-    convert(files, out, jobs=1)
-    return out
 
 
 def test_bandai_labels_from_names():

@@ -17,28 +17,9 @@ from optiq_models.evaluate import evaluate, make_windows, run
 from optiq_models.generate import generate
 from optiq_models.nets import build_model
 
-STYLES = ("active", "angry", "childish", "happy", "old", "proud")
 TEST = ["dataset-1_run_old_001", "dataset-1_walk_happy_001", "dataset-1_walk_old_001"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def walk_run(data_dir, tmp_path_factory):
-    """6 walks and 6 runs of the Bandai-Namco corpus as a Parquet dataset (labels come from the names)."""
-    from optiq.convert import convert
-
-    bandai = data_dir / "corpora" / "bandai_namco" / "data"
-    files = [bandai / f"dataset-1_{c}_{s}_001.bvh" for c in ("walk", "run") for s in STYLES]
-    out = tmp_path_factory.mktemp("data") / "walk_run.parquet"
-    convert(files, out, jobs=1)
-    return out
 
 
 @pytest.fixture(scope="module")

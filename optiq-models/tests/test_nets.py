@@ -11,10 +11,6 @@ from optiq import PluginError
 from optiq_models.nets import MLP, ConfigError, LabelError, LabelVocab, Transformer, UNet, build_model
 from optiq_models.nets.conditioning import UNKNOWN, LabelEmbedding
 
-# Six people share two cores here: with torch's default of one thread per core, threads wait on each other and a
-# step takes 20x longer (measured: 130 s against 6 s for the same 300 MLP steps).
-torch.set_num_threads(1)
-
 BANDAI = "corpora/bandai_namco/data/dataset-1_{}_{}_001.bvh"  # 22 joints, 30 fps
 TINY = {
     "mlp": {"hidden": 64, "layers": 2},

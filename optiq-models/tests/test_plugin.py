@@ -15,8 +15,6 @@ import torch
 from optiq_models.checkpoint import load_checkpoint, save_checkpoint
 from optiq_models.nets import MLP, LabelVocab, build_model
 
-torch.set_num_threads(1)  # two cores shared by several test runs: one thread each is faster (see test_nets.py)
-
 WALK = "corpora/bandai_namco/data/dataset-1_walk_normal_001.bvh"  # 22 joints, 30 fps
 
 

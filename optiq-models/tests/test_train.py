@@ -15,30 +15,10 @@ from optiq_models import data as D
 from optiq_models.checkpoint import load_checkpoint
 from optiq_models.train import ConfigError, TrainConfig, beside, load_config, resume_path, train
 
-STYLES = ("active", "angry", "childish", "happy", "old", "proud")
 TINY_MLP = ["model.hidden=32", "model.layers=1", "window=16", "batch_size=16", "warmup_steps=20", "lr=3e-3",
             "labels=[content]", "split_by=label:content", "eval_interval=100", "log_interval=1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tests share two cores; one thread per test process keeps them from fighting over them.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def walk_run(data_dir, tmp_path_factory):
-    """6 walks and 6 runs of the Bandai-Namco corpus as a Parquet dataset (labels come from the names)."""
-    from optiq.convert import convert
-
-    bandai = data_dir / "corpora" / "bandai_namco" / "data"
-    files = [bandai / f"dataset-1_{c}_{s}_001.bvh" for c in ("walk", "run") for s in STYLES]
-    out = tmp_path_factory.mktemp("data") / "walk_run.parquet"
-    convert(files, out, jobs=1)
-    return out
 
 
 def test_loss_falls_and_outputs_are_written(walk_run, tmp_path):
