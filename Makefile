@@ -7,7 +7,7 @@ OPTIQ_TEST_DATA ?= $(abspath ../shared/data)
 export OPTIQ_TEST_DATA
 
 # optiq-models pulls torch: constraints.txt pins it to the CPU wheel (an unpinned torch pulls GB of CUDA).
-PACKAGES := -e ./optiq-core[test] -e ./optiq-fbx[test] -e ./optiq-models[test,onnx] -e ./optiq-viz[test,png] -e . \
+PACKAGES := -e ./optiq-core[test] -e ./optiq-fbx[test] -e ./optiq-models[test,onnx] -e ./optiq-viz[test,png] -e ./optiq-rl[test] -e . \
 	-e ./tests/plugins/optiq-example-plugin
 
 .PHONY: setup demo test bench lint clean
@@ -15,7 +15,7 @@ PACKAGES := -e ./optiq-core[test] -e ./optiq-fbx[test] -e ./optiq-models[test,on
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml optiq-core/pyproject.toml optiq-fbx/pyproject.toml optiq-models/pyproject.toml \
-		optiq-viz/pyproject.toml constraints.txt \
+		optiq-viz/pyproject.toml optiq-rl/pyproject.toml constraints.txt \
 		tests/plugins/optiq-example-plugin/pyproject.toml tests/js/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES)

@@ -14,7 +14,9 @@ executes no code. Layout of format version 1 (docs/models.md, "Checkpoint format
     config           the training config (plain values), as the trainer passed it
     feature_spec     what FeatureSpec.to_json() returned
     normalizer       {"mean": float32 [F], "std": float32 [F]}
-    vocab            {"labels": {name: [values, index 0 = "<unknown>"]}}
+    vocab            {"labels": {name: [values, index 0 = "<unknown>"]}}, and for a model with frame labels
+                     "frame": [names given per frame], "floats": {name: {"cyclic": bool}} (optional keys:
+                     a file without them is a model of clip labels, as format 1 wrote it)
     skeleton         {"names": [J], "parents": [J], "offsets": float64 [J, 3], "end_sites": {"j": [3]}}
     split            the split (plain values)
     versions         {"optiq": ..., "optiq_models": ..., "torch": ...}
@@ -118,7 +120,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, config: 
         "config": _plain(config),
         "feature_spec": _plain(feature_spec),
         "normalizer": _normalizer_payload(normalizer),
-        "vocab": {"labels": {k: list(v) for k, v in vocab.labels.items()}},
+        "vocab": vocab.to_dict(),
         "skeleton": _skeleton_payload(skeleton),
         "split": _plain(split),
         "versions": {"optiq": _version("optiq-core"), "optiq_models": _version("optiq-models"),

@@ -33,6 +33,10 @@ def info(path: str, as_json: bool) -> None:
         click.echo("  feature spec: " + ", ".join(f"{k}={v}" for k, v in summary["feature_spec"].items()))
     labels = summary["labels"]
     click.echo("  labels: " + ("; ".join(f"{k} = {', '.join(v)}" for k, v in labels.items()) if labels else "none"))
+    if summary["frame_labels"]:
+        click.echo("  frame labels: " + ", ".join(summary["frame_labels"])
+                   + "".join(f"; {k}: float{' (cyclic)' if v.get('cyclic') else ''}"
+                             for k, v in summary["float_labels"].items()))
     sk = summary["skeleton"]
     click.echo(f"  skeleton: {sk['joints']} joints ({', '.join(sk['names'][:4])}{', ...' if sk['joints'] > 4 else ''})"
                if sk else "  skeleton: none stored")
@@ -56,6 +60,7 @@ def describe(net, ckpt) -> dict:
         "context": int(getattr(net, "context", 0)),
         "encoder_features_dim": int(getattr(getattr(net, "encoder", None), "features_dim", 0)),
         "labels": {k: v[1:] for k, v in ckpt.vocab.labels.items()},
+        "frame_labels": list(ckpt.vocab.frame), "float_labels": dict(ckpt.vocab.floats),
         "skeleton": None if sk is None else {"joints": sk.num_joints, "names": list(sk.names)},
         "split": counts, "model_config": {k: (list(v) if isinstance(v, tuple) else v)
                                           for k, v in ckpt.model_config.items()},
@@ -69,7 +74,8 @@ def describe(net, ckpt) -> dict:
               show_default=True, help="TorchScript (.pt) or ONNX (.onnx, checked with onnxruntime).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output file (.pt or .onnx).")
 def export(path: str, fmt: str, out: str) -> None:
-    """Export the one-step predictor of checkpoint PATH: ``next = f(x [B, context, F], labels [B, L])``.
+    """Export the one-step predictor of checkpoint PATH: ``next = f(x [B, context, F], labels [B, L],
+    values [B, Lf])`` (labels and values where the model has them).
 
     The export is compared with the eager model on random windows and labels before it is written (at most
     1e-5 apart); the rollout loop stays in Python.

@@ -252,6 +252,9 @@ class FeatureStore:
     fps: list[float]
     labels: list[dict[str, str]]
     path: Path | None = None
+    frame_labels: dict[str, np.ndarray] = field(default_factory=dict)
+    """name -> ``[N]`` per row: float32 for float labels (NaN where a clip lacks it), str otherwise ("" where
+    a clip lacks it)."""
     index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -288,6 +291,11 @@ class FeatureStore:
         i = self.index[name]
         return self.features[self.offsets[i]:self.offsets[i + 1]]
 
+    def clip_frame_labels(self, name: str) -> dict[str, np.ndarray]:
+        """Frame labels ``name -> [T]`` of one clip (see ``frame_labels``)."""
+        i = self.index[name]
+        return {k: v[self.offsets[i]:self.offsets[i + 1]] for k, v in self.frame_labels.items()}
+
     def iter_clips(self, names: Sequence[str]) -> Iterator[np.ndarray]:
         """Features ``[T, F]`` of each clip of ``names`` in turn, read one clip at a time."""
         for n in names:
@@ -304,22 +312,53 @@ def build_store(source: Source, spec: Any, *, cache_dir: str | os.PathLike | Non
     cache = Path(cache_dir or default_cache_dir()) / "features"
     cache.mkdir(parents=True, exist_ok=True)
     tag = hashlib.sha256(f"{source.key}|{json.dumps(spec.to_json(), sort_keys=True)}".encode()).hexdigest()[:20]
-    data_path, meta_path = cache / f"{tag}.f32", cache / f"{tag}.json"
-    if not (data_path.exists() and meta_path.exists()):
-        lengths, dim = [], None
+    data_path, meta_path, labels_path = cache / f"{tag}.f32", cache / f"{tag}.json", cache / f"{tag}.labels.npz"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    if not (data_path.exists() and "frame_labels" in meta and (not meta["frame_labels"] or labels_path.exists())):
+        lengths, dim, frame = [], None, []
         with atomic_path(data_path) as tmp, open(tmp, "wb") as fh:
             for name in _progress(source.names, progress, "features"):
-                f = np.ascontiguousarray(featurize(source.read_clip(name), spec), dtype=np.float32)
+                clip = source.read_clip(name)
+                f = np.ascontiguousarray(featurize(clip, spec), dtype=np.float32)
                 dim = f.shape[1]
                 lengths.append(len(f))
+                frame.append(clip.frame_labels)
                 fh.write(f.tobytes())
+        kinds, arrays = _stack_frame_labels(frame, lengths)
+        if arrays:
+            with atomic_path(labels_path) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        meta = {"lengths": lengths, "dim": dim, "frame_labels": kinds}
         with atomic_path(meta_path) as tmp:
-            Path(tmp).write_text(json.dumps({"lengths": lengths, "dim": dim}), encoding="utf-8")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            Path(tmp).write_text(json.dumps(meta), encoding="utf-8")
     offsets = np.concatenate(([0], np.cumsum(meta["lengths"]))).astype(np.int64)
     features = np.memmap(data_path, dtype=np.float32, mode="r", shape=(int(offsets[-1]), int(meta["dim"])))
+    frame_labels = {}
+    if meta["frame_labels"]:
+        with np.load(labels_path, allow_pickle=False) as z:
+            frame_labels = {k: z[k] for k in meta["frame_labels"]}
     return FeatureStore(features, list(source.names), offsets, [source.fps(n) for n in source.names],
-                        [source.labels[n] for n in source.names], data_path)
+                        [source.labels[n] for n in source.names], data_path, frame_labels)
+
+
+def _stack_frame_labels(per_clip: Sequence[Mapping[str, np.ndarray]],
+                        lengths: Sequence[int]) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """Frame labels of all clips as one ``[N]`` array per name: ``float`` when every clip that has the label
+    stores floats (float32, NaN where a clip lacks it), else ``category`` (strings, "" where a clip lacks it)."""
+    names = sorted({k for d in per_clip for k in d})
+    kinds, arrays = {}, {}
+    for name in names:
+        parts = [d.get(name) for d in per_clip]
+        is_float = all(p is None or np.asarray(p).dtype.kind == "f" for p in parts)
+        if is_float:
+            filled = [np.full(n, np.nan, np.float32) if p is None else np.asarray(p, np.float32)
+                      for p, n in zip(parts, lengths, strict=True)]
+        else:
+            filled = [np.full(n, "", dtype="U1") if p is None else np.asarray(p).astype(str)
+                      for p, n in zip(parts, lengths, strict=True)]
+        kinds[name] = "float" if is_float else "category"
+        arrays[name] = np.concatenate(filled) if filled else np.zeros(0, np.float32)
+    return kinds, arrays
 
 
 def _progress(items: Sequence[str], on: bool, what: str):
@@ -371,6 +410,7 @@ class WindowSampler:
         self.weights = counts / counts.sum()
         self.counts = counts
         self.cond = encode_labels(vocab, [store.labels[store.index[n]] for n in self.names])
+        self.frame = encode_frame_labels(vocab, store)
 
     def sample(self, batch: int, length: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``x [B, L, F]`` float32 normalised features, ``cond``: label name -> ``[B]`` int64 value indices.
@@ -380,7 +420,10 @@ class WindowSampler:
         start = self.rows[c] + (self.rng.random(batch) * self.counts[c]).astype(np.int64)
         x = np.stack([self.store.rows(int(s), length) for s in start])
         x = self.normalizer.normalize(x)
-        return np.asarray(x, dtype=np.float32), {k: v[c] for k, v in self.cond.items()}
+        cond = {k: v[c] for k, v in self.cond.items() if k not in self.frame}
+        rows = start[:, None] + np.arange(length)[None]
+        cond.update({k: v[rows] for k, v in self.frame.items()})
+        return np.asarray(x, dtype=np.float32), cond
 
 
 def encode_labels(vocab: Any, labels: Sequence[Mapping[str, str]]) -> dict[str, np.ndarray]:
@@ -391,15 +434,61 @@ def encode_labels(vocab: Any, labels: Sequence[Mapping[str, str]]) -> dict[str, 
     return {k: np.array([r[k] for r in rows], dtype=np.int64) for k in vocab.names}
 
 
-def build_vocab(labels: Iterable[Mapping[str, str]], keys: Sequence[str]) -> Any:
-    """The label vocabulary of ``keys`` over the training clips' ``labels`` (sorted values per key; a key no
-    clip carries is an error naming the labels the data has)."""
+def encode_frame_labels(vocab: Any, store: FeatureStore) -> dict[str, np.ndarray]:
+    """The model's frame labels over every row of ``store``: name -> ``[N]`` int64 value indices (categorical;
+    0 where unknown) or float32 values (NaN where unknown). A label the store lacks is unknown throughout."""
+    n = int(store.offsets[-1])
+    out = {}
+    for name in vocab.frame:
+        raw = store.frame_labels.get(name)
+        if name in vocab.floats:
+            out[name] = np.full(n, np.nan, np.float32) if raw is None or raw.dtype.kind != "f" else \
+                np.asarray(raw, np.float32)
+            continue
+        index = np.zeros(n, np.int64)
+        if raw is not None:
+            values, inverse = np.unique(raw.astype(str), return_inverse=True)
+            known = vocab._index.get(name, {})
+            index = np.array([known.get(v, 0) for v in values], np.int64)[inverse]
+        out[name] = index
+    return out
+
+
+def build_vocab(labels: Iterable[Mapping[str, str]], keys: Sequence[str], frame_keys: Sequence[str] = (),
+                store: FeatureStore | None = None, names: Sequence[str] = ()) -> Any:
+    """The label vocabulary of clip labels ``keys`` over the training clips' ``labels`` and of frame labels
+    ``frame_keys`` over the frames of the training clips ``names`` of ``store`` (sorted values per key; float
+    frame labels keep their values, and are ``cyclic`` when they all lie in [0, 1) and wrap, as gait phase
+    does). A key no clip carries is an error naming the labels the data has."""
     from .nets.conditioning import LabelVocab
 
     labels = list(labels)
+    both = sorted(set(keys) & set(frame_keys))
+    if both:
+        raise OptiqError(f"label {both[0]!r} is asked for as a clip label and as a frame label; name it once")
     missing = [k for k in keys if not any(k in lab for lab in labels)]
     if missing:
         known = sorted({k for lab in labels for k in lab})
         raise OptiqError(f"asked to condition on label {', '.join(map(repr, missing))}, but no training clip has "
                          f"it; labels in the data: {', '.join(known) or 'none'}")
-    return LabelVocab.from_label_dicts(labels, list(keys))
+    vocab = LabelVocab.from_label_dicts(labels, list(keys))
+    if not frame_keys:
+        return vocab
+    present = store.frame_labels if store is not None else {}
+    absent = [k for k in frame_keys if k not in present]
+    if absent:
+        raise OptiqError(f"asked to condition on frame label {absent[0]!r}, but the data has no such frame label; "
+                         f"frame labels in the data: {', '.join(sorted(present)) or 'none'} (optiq data label "
+                         "--auto phase|contacts writes some)")
+    rows = np.concatenate([np.arange(store.offsets[store.index[n]], store.offsets[store.index[n] + 1])
+                           for n in names]) if names else np.zeros(0, np.int64)
+    categories, floats = dict(vocab.labels), {}
+    for k in frame_keys:
+        v = present[k][rows]
+        if v.dtype.kind == "f":
+            v = v[np.isfinite(v)]
+            wraps = bool(len(v) > 1 and v.min() >= 0 and v.max() < 1 and (np.diff(v) < -0.5).any())
+            floats[k] = {"cyclic": wraps}
+        else:
+            categories[k] = sorted(set(np.unique(v).tolist()) - {""})
+    return LabelVocab(categories, floats=floats, frame=frame_keys)

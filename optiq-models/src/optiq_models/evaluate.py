@@ -130,6 +130,22 @@ def make_windows(store: D.FeatureStore, names: Sequence[str], context: int, hori
     return Windows(np.concatenate(ctx), np.concatenate(tru), np.concatenate(cl), np.concatenate(st), kept, skipped)
 
 
+def window_cond(vocab: Any, store: D.FeatureStore, win: Windows, context: int, horizon: int,
+                clip_labels: Sequence[Mapping[str, str]] | None = None) -> dict[str, np.ndarray] | None:
+    """Labels of each window: clip labels ``[N]`` (the windows' clips' own, or ``clip_labels`` per clip of
+    ``win.clips``) and frame labels ``[N, context + horizon]`` read from the data over the window's whole
+    timeline (labels are given, like clip labels; the motion is what is predicted)."""
+    labels = clip_labels if clip_labels is not None else [store.labels[store.index[n]] for n in win.clips]
+    cond_clip = D.encode_labels(vocab, labels)
+    cond = {k: v[win.clip] for k, v in cond_clip.items() if k not in vocab.frame}
+    frame = D.encode_frame_labels(vocab, store)
+    if frame:
+        first = np.array([store.offsets[store.index[n]] for n in win.clips])[win.clip] + win.start - context
+        rows = first[:, None] + np.arange(context + horizon)[None]
+        cond.update({k: v[rows] for k, v in frame.items()})
+    return cond or None
+
+
 @torch.no_grad()
 def rollout_raw(loaded: Loaded, context_raw: np.ndarray, steps: int, cond: Mapping[str, np.ndarray] | None = None,
                 guidance: float = 0.0, batch: int = 256) -> np.ndarray:
@@ -224,8 +240,7 @@ def evaluate(model: str | os.PathLike | Loaded, data: Any, *, split: str = "test
     ctx_len = max(2, int(context or loaded.model.context))
     win = make_windows(store, names, ctx_len, horizon, stride)
     labels = [store.labels[store.index[n]] for n in win.clips]
-    cond_clip = D.encode_labels(loaded.model.vocab, labels)
-    cond = {k: v[win.clip] for k, v in cond_clip.items()} or None
+    cond = window_cond(loaded.model.vocab, store, win, ctx_len, horizon)
     pred = rollout_raw(loaded, win.context, horizon, cond)
     preds = {loaded.name: pred, **baselines(win.context, horizon, loaded.layout)}
     fps = np.array([store.fps[store.index[n]] for n in win.clips])[win.clip]
@@ -314,6 +329,42 @@ def write_report(report: Mapping[str, Any], out: str | os.PathLike) -> Path:
     return Path(out)
 
 
+# --- steering ------------------------------------------------------------------------------------------------
+def steering(loaded: Loaded, source: D.Source, names: Sequence[str], label_sets: Sequence[Mapping[str, str]], *,
+             horizon: int = 60, stride: int = 10, guidance: float = 0.0,
+             cache_dir: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
+    """How far labels steer the rollouts from the same contexts: for each label set (``{"content": "run"}``),
+    the rollouts of ``horizon`` frames from every window of ``names`` (first predicted frames ``stride`` apart).
+
+    Returns ``{"content=run": {"speed": m/s, "forward": m/s, "ratio": speed / speed of the first set,
+    "windows": N}}``: speed is the mean horizontal root speed over the rolled-out frames, forward the mean root
+    velocity along the direction the context moved in at its last frame (in the heading frame, so turning does
+    not count; negative: the body moves backwards). The first label set is the reference of ``ratio``.
+    """
+    if not label_sets:
+        raise OptiqError("steering needs at least one label set, e.g. content=walk")
+    vocab = loaded.model.vocab
+    for labels in label_sets:
+        vocab.encode(labels, strict=True)  # an unknown value fails before any work
+    store = D.build_store(source, loaded.spec, cache_dir=cache_dir)
+    ctx_len = max(2, int(loaded.model.context))
+    win = make_windows(store, names, ctx_len, horizon, stride)
+    sl = loaded.layout.slices["root_velocity"]
+    v0 = win.context[:, -1, sl][:, :2]
+    direction = v0 / np.maximum(np.linalg.norm(v0, axis=1, keepdims=True), 1e-6)  # [N, 2]
+    out: dict[str, dict[str, float]] = {}
+    first = None
+    for labels in label_sets:
+        cond = window_cond(vocab, store, win, ctx_len, horizon, [labels] * len(win.clips))
+        v = rollout_raw(loaded, win.context, horizon, cond, guidance)[..., sl][..., :2]  # [N, H, 2] m/s
+        speed = float(np.linalg.norm(v, axis=-1).mean())
+        first = speed if first is None else first
+        key = ",".join(f"{k}={val}" for k, val in labels.items()) or "unconditioned"
+        out[key] = {"speed": round(speed, 4), "forward": round(float(np.einsum("nhc,nc->nh", v, direction).mean()), 4),
+                    "ratio": round(speed / max(first, 1e-9), 4), "windows": int(len(win.clip))}
+    return out
+
+
 # --- continuous rollouts -------------------------------------------------------------------------------------
 def clip_rollout(loaded: Loaded, source: D.Source, name: str, *, context: int | None = None,
                  frames: int | None = None, labels: Mapping[str, str] | None = None, guidance: float = 0.0,
@@ -336,7 +387,9 @@ def clip_rollout(loaded: Loaded, source: D.Source, name: str, *, context: int | 
         enc = vocab.encode(want, strict=True)
     else:
         enc = vocab.encode({k: v for k, v in want.items() if v in vocab.labels.get(k, ())})
-    cond = {k: np.array([v], dtype=np.int64) for k, v in enc.items()} or None
+    cond = {k: np.array([v], dtype=np.int64) for k, v in enc.items() if k not in vocab.frame}
+    cond.update({k: v[None] for k, v in continued_frame_labels(vocab, clip, ctx_len, total).items()})
+    cond = cond or None
     pred = rollout_raw(loaded, feats[None], total - ctx_len, cond, guidance)[0] if total > ctx_len else \
         np.zeros((0, feats.shape[1]), np.float32)
     seq = np.concatenate([feats, pred])
@@ -344,6 +397,35 @@ def clip_rollout(loaded: Loaded, source: D.Source, name: str, *, context: int | 
     out = defeaturize(seq, clip.skeleton, loaded.spec, clip.fps, start_position=start_position,
                       start_yaw=start_yaw)
     return out.replace(name=name, labels={**clip.labels, **want})
+
+
+def continued_frame_labels(vocab: Any, clip: Any, context: int, total: int) -> dict[str, np.ndarray]:
+    """The model's frame labels for a free rollout of ``total`` frames from the first ``context`` frames of
+    ``clip``: the context's own, then carried on without looking at the clip's future. A cyclic float label
+    (gait phase) advances at the median rate of the context and wraps to [0, 1); other float labels and
+    categorical ones hold their last context value. name -> ``[total]`` (int64 indices or float32)."""
+    out = {}
+    for name in vocab.frame:
+        raw = clip.frame_labels.get(name)
+        if name in vocab.floats:
+            v = np.full(total, np.nan, np.float32)
+            if raw is not None and np.asarray(raw).dtype.kind == "f":
+                known = np.asarray(raw, np.float64)[:context]
+                v[:context] = known
+                rate = float(np.median(np.mod(np.diff(known), 1.0))) if len(known) > 1 and \
+                    vocab.floats[name].get("cyclic") else 0.0
+                steps = np.arange(1, total - context + 1)
+                ahead = known[-1] + rate * steps
+                v[context:] = np.mod(ahead, 1.0) if vocab.floats[name].get("cyclic") else ahead
+            out[name] = v
+            continue
+        index = np.zeros(total, np.int64)
+        if raw is not None:
+            known = vocab._index.get(name, {})
+            index[:context] = [known.get(str(x), 0) for x in np.asarray(raw)[:context]]
+            index[context:] = index[context - 1]
+        out[name] = index
+    return out
 
 
 def _start_pose(clip: Any, loaded: Loaded) -> tuple[np.ndarray | None, float]:
@@ -369,8 +451,15 @@ def write_predictions(loaded: Loaded, source: D.Source, names: Sequence[str], ou
         raise OptiqError(f"no clip is longer than the model's context ({ctx} frames) to roll out", out)
     store = D.build_store(source, loaded.spec, cache_dir=cache_dir)
     feats = [np.asarray(store.clip(n)) for n in names]
-    cond = D.encode_labels(loaded.model.vocab, [source.labels[n] for n in names]) or None
-    pred = rollout_raw(loaded, np.stack([f[:ctx] for f in feats]), max(len(f) for f in feats) - ctx, cond)
+    vocab, longest = loaded.model.vocab, max(len(f) for f in feats)
+    cond = {k: v for k, v in D.encode_labels(vocab, [source.labels[n] for n in names]).items()
+            if k not in vocab.frame}
+    frame = D.encode_frame_labels(vocab, store)
+    if frame:  # each clip's own frame labels; rows past a clip's end are cut from its rollout anyway
+        first = np.array([store.offsets[store.index[n]] for n in names])
+        rows = np.minimum(first[:, None] + np.arange(longest)[None], int(store.offsets[-1]) - 1)
+        cond.update({k: v[rows] for k, v in frame.items()})
+    pred = rollout_raw(loaded, np.stack([f[:ctx] for f in feats]), longest - ctx, cond or None)
     clips = []
     for i, (name, f) in enumerate(zip(names, feats, strict=True)):
         clip = source.read_clip(name)

@@ -1,8 +1,10 @@
 """Export the one-step predictor of a checkpoint to TorchScript or ONNX; the rollout loop stays in Python.
 
-The exported graph is ``next = f(x, labels)``: x ``[B, context, F]`` normalised features (B free, the window
-length fixed to the model's context), labels ``[B, L]`` int64 label indices in ``vocab.names`` order (absent for
-a model without labels), next ``[B, chunk, F]`` (chunk = 1 except for the U-Net). Each export is checked
+The exported graph is ``next = f(x, labels, values)``: x ``[B, context, F]`` normalised features (B free, the
+window length fixed to the model's context), labels ``[B, L]`` int64 label indices in ``vocab.names`` order
+(absent for a model without categorical labels), values ``[B, Lf]`` float32 float frame labels (gait phase) in
+``vocab.float_names`` order (absent without them), next ``[B, chunk, F]`` (chunk = 1 except for the U-Net).
+Frame labels are given once per window (the label of its last frame, held over the window). Each export is checked
 against the eager model on random windows and labels before it is written.
 """
 
@@ -24,27 +26,45 @@ TOLERANCE = 1e-5
 
 
 class OneStep(torch.nn.Module):
-    """``forward(x [B, T, F], labels [B, L] int64) -> [B, n, F]``: the model's next frames, labels by column."""
+    """``forward(x [B, T, F], labels [B, L] int64, values [B, Lf] float32) -> [B, n, F]``: the model's next
+    frames, labels by column (each input present only when the model has such labels)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
         self.names = list(model.vocab.names)
+        self.float_names = list(getattr(model.vocab, "float_names", []))
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        cond = None if labels is None else {n: labels[:, i] for i, n in enumerate(self.names)}
-        return self.model.predict_chunk(x, cond)
+    def forward(self, x: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+        inputs = list(inputs)
+        cond = {}
+        if self.names:
+            labels = inputs.pop(0)
+            cond.update({n: labels[:, i] for i, n in enumerate(self.names)})
+        if self.float_names:
+            values = inputs.pop(0)
+            cond.update({n: values[:, i] for i, n in enumerate(self.float_names)})
+        return self.model.predict_chunk(x, cond or None)
+
+
+def input_names(model: torch.nn.Module) -> list[str]:
+    """Names of the exported graph's inputs, in order: x, then labels and values where the model has them."""
+    return ["x", *(["labels"] if model.vocab.names else []),
+            *(["values"] if getattr(model.vocab, "float_names", []) else [])]
 
 
 def example_inputs(model: torch.nn.Module, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Random normalised windows ``[batch, context, F]`` and random label indices ``[batch, L]``."""
+    """Random normalised windows ``[batch, context, F]``, random label indices ``[batch, L]`` and float label
+    values in [0, 1) ``[batch, Lf]``, as the model has them."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, int(model.context), model.feature_dim, generator=g)
-    if not model.vocab.names:
-        return (x,)
-    labels = torch.stack([torch.randint(0, model.vocab.size(n), (batch,), generator=g) for n in model.vocab.names],
-                         dim=1)
-    return x, labels
+    out = [torch.randn(batch, int(model.context), model.feature_dim, generator=g)]
+    if model.vocab.names:
+        out.append(torch.stack([torch.randint(0, model.vocab.size(n), (batch,), generator=g)
+                                for n in model.vocab.names], dim=1))
+    floats = getattr(model.vocab, "float_names", [])
+    if floats:
+        out.append(torch.rand(batch, len(floats), generator=g))
+    return tuple(out)
 
 
 def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str = "torchscript") -> float:
@@ -91,9 +111,9 @@ def _onnx(step: OneStep, trace_inputs: tuple, check_inputs: tuple, tmp: Path) ->
     except ImportError:
         raise OptiqError('ONNX export needs onnx, onnxscript and onnxruntime: pip install "optiq-models[onnx]"') \
             from None
-    names = ["x", "labels"][: len(trace_inputs)]
+    names = input_names(step.model)
     batch = torch.export.Dim("batch")
-    dynamic = {"x": {0: batch}, **({"labels": {0: batch}} if len(trace_inputs) > 1 else {})}
+    dynamic = {"x": {0: batch}, "inputs": tuple({0: batch} for _ in names[1:])}
     quiet = logging.getLogger("torch.onnx")  # it logs a line per torchvision op it does not find
     level = quiet.level
     quiet.setLevel(logging.ERROR)

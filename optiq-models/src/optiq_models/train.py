@@ -50,6 +50,7 @@ class TrainConfig:
     contacts: bool = False                   # append foot-contact flags to the features
     root: str | None = None                  # joint carrying the global motion (None: detected)
     labels: list = field(default_factory=list)  # clip label names the model is conditioned on
+    frame_labels: list = field(default_factory=list)  # frame label names (phase: float; others categorical)
     window: int = 64                         # frames per training window (input; the target is shifted by one)
     batch_size: int = 32                     # windows per step
     lr: float = 3e-4                         # peak learning rate
@@ -66,6 +67,7 @@ class TrainConfig:
     rollout_steps: int = 5                   # steps of that rollout (k)
     rollout_backprop: bool = False           # back-propagate through the fed-back predictions (default: detached)
     smooth_weight: float = 0.0               # weight of the squared predicted acceleration (0: off)
+    input_noise: float = 0.0                 # std of Gaussian noise on the input frames (normalised units; 0: off)
     eval_interval: int = 100                 # steps between validation rollouts
     eval_windows: int = 64                   # validation windows per evaluation
     val_horizon: int = 30                    # frames rolled out on validation windows (early-stopping metric)
@@ -241,7 +243,8 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
         normalizer = Normalizer.fit(store.iter_clips(split.train))
     layout = feature_layout(source.skeleton, spec)
     weights = _loss_weights(cfg, layout, store, split.train, normalizer).to(device)
-    vocab = D.build_vocab([source.labels[n] for n in split.train], cfg.labels)
+    vocab = D.build_vocab([source.labels[n] for n in split.train], cfg.labels, cfg.frame_labels, store,
+                          split.train)
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, store.dim, vocab, dict(cfg.model)).to(device)
@@ -306,9 +309,9 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
             x = torch.from_numpy(x).to(device)
             cond = {n: torch.from_numpy(v).to(device) for n, v in cond.items()}
             if rollout:
-                loss = _rollout_loss(model, x, cond, context, k, weights, cfg.rollout_backprop)
+                loss = _rollout_loss(model, x, cond, context, k, weights, cfg.rollout_backprop, cfg.input_noise)
             else:
-                pred = model(x[:, :cfg.window], cond)
+                pred = model(_noisy(x[:, :cfg.window], cfg.input_noise), cond)
                 loss = _weighted_mse(pred, x[:, 1:cfg.window + 1], weights)
                 if cfg.smooth_weight > 0:
                     acc = pred[:, 2:] - 2 * pred[:, 1:-1] + pred[:, :-2]
@@ -536,14 +539,24 @@ def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> 
     return ((pred - target).pow(2) * w).sum(-1).mean() / w.sum()
 
 
+def _noisy(x: torch.Tensor, std: float) -> torch.Tensor:
+    """``x`` plus Gaussian noise of ``std`` (normalised units), drawn from torch's global generator (saved for
+    resume). Targets stay clean, so the model learns to pull a corrupted state back towards the data: what keeps
+    learned simulators' rollouts on the data (Sanchez-Gonzalez et al. 2020), and a context that cannot be trusted
+    to the last digit makes the labels weigh more."""
+    return x + std * torch.randn_like(x) if std > 0 else x
+
+
 def _rollout_loss(model: torch.nn.Module, x: torch.Tensor, cond: dict[str, torch.Tensor], context: int, k: int,
-                  w: torch.Tensor, backprop: bool) -> torch.Tensor:
-    """Roll ``k`` steps from ``x[:, :context]`` feeding back the model's own predictions (detached unless
-    ``backprop``), the loss averaged over the steps against ``x[:, context:context + k]``."""
-    ctx = x[:, :context]
+                  w: torch.Tensor, backprop: bool, noise: float = 0.0) -> torch.Tensor:
+    """Roll ``k`` steps from ``x[:, :context]`` (plus ``noise``, see :func:`_noisy`) feeding back the model's own
+    predictions (detached unless ``backprop``), the loss averaged over the steps against
+    ``x[:, context:context + k]``."""
+    ctx = _noisy(x[:, :context], noise)
     losses = []
     for i in range(k):
-        pred = model.predict_next(ctx, cond)
+        # Frame labels [B, L] move with the window: the context now covers frames i .. i + context - 1.
+        pred = model.predict_next(ctx, {n: v if v.dim() == 1 else v[:, i:] for n, v in cond.items()})
         losses.append(_weighted_mse(pred, x[:, context + i], w))
         fed = pred if backprop else pred.detach()
         ctx = torch.cat([ctx[:, 1:], fed[:, None]], dim=1)

@@ -11,7 +11,9 @@ the identity and conditioning is learnt as a correction, not as noise on top of 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from optiq.errors import OptiqError
@@ -32,12 +34,20 @@ class LabelVocab:
     saved with the model (``to_json``), so that ``movement=run`` means the same index at training and inference.
     """
 
-    def __init__(self, labels: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(self, labels: Mapping[str, Iterable[str]] | None = None, *,
+                 floats: Mapping[str, Mapping[str, Any]] | Iterable[str] | None = None,
+                 frame: Iterable[str] = ()) -> None:
         self.labels: dict[str, list[str]] = {}
         for name, values in sorted((labels or {}).items()):
             values = sorted({str(v) for v in values} - {UNKNOWN})
             self.labels[str(name)] = [UNKNOWN, *values]
         self._index = {name: {v: i for i, v in enumerate(values)} for name, values in self.labels.items()}
+        # Float frame labels (gait phase): name -> {"cyclic": bool}; cyclic values live in [0, 1) and wrap.
+        if floats is not None and not isinstance(floats, Mapping):
+            floats = {name: {"cyclic": False} for name in floats}
+        self.floats: dict[str, dict[str, Any]] = {str(k): dict(v) for k, v in sorted((floats or {}).items())}
+        # Names given per frame (``[B, T]``) rather than per clip: the categorical frame labels and every float.
+        self.frame: list[str] = sorted({str(n) for n in frame} | set(self.floats))
 
     @classmethod
     def from_label_dicts(cls, dicts: Iterable[Mapping[str, str]], names: Sequence[str]) -> LabelVocab:
@@ -55,8 +65,16 @@ class LabelVocab:
 
     @property
     def names(self) -> list[str]:
-        """Label names in a fixed (sorted) order: the column order of exported models."""
+        """Categorical label names in a fixed (sorted) order: the column order of exported models."""
         return list(self.labels)
+
+    @property
+    def float_names(self) -> list[str]:
+        """Float frame label names (sorted): the columns of an exported model's ``values`` input."""
+        return list(self.floats)
+
+    def __bool__(self) -> bool:
+        return bool(self.labels or self.floats)
 
     def size(self, name: str) -> int:
         """Number of indices of ``name``, ``UNKNOWN`` included."""
@@ -70,9 +88,9 @@ class LabelVocab:
         labels than a model conditions on) unless ``strict`` (what a user typed: a typo must not pass silently).
         """
         if strict:
-            extra = sorted(set(labels) - set(self.labels))
+            extra = sorted(set(labels) - set(self.labels) - set(self.floats))
             if extra:
-                known = ", ".join(self.labels) or "none"
+                known = ", ".join([*self.labels, *self.floats]) or "none"
                 raise LabelError(f"the model is not conditioned on label {extra[0]!r}; its labels: {known}")
         out = {}
         for name, index in self._index.items():
@@ -95,34 +113,48 @@ class LabelVocab:
     def decode(self, name: str, index: int) -> str:
         return self.labels[name][index]
 
+    def to_dict(self) -> dict[str, Any]:
+        """``{"labels": {name: values}}``, plus ``floats`` and ``frame`` when the model has frame labels (a
+        vocabulary of clip labels only is written as in format 1)."""
+        out: dict[str, Any] = {"labels": {k: list(v) for k, v in self.labels.items()}}
+        if self.floats:
+            out["floats"] = {k: dict(v) for k, v in self.floats.items()}
+        if self.frame:
+            out["frame"] = list(self.frame)
+        return out
+
     def to_json(self) -> str:
-        return json.dumps({"labels": self.labels}, sort_keys=True)
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | Mapping) -> LabelVocab:
         data = json.loads(text) if isinstance(text, str) else dict(text)
-        vocab = cls()
+        vocab = cls(floats=data.get("floats"), frame=data.get("frame", ()))
         # The saved order is the one the embeddings were trained with: kept as is, not re-sorted.
         vocab.labels = {str(k): [str(v) for v in values] for k, values in data["labels"].items()}
         vocab._index = {name: {v: i for i, v in enumerate(values)} for name, values in vocab.labels.items()}
         return vocab
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, LabelVocab) and self.labels == other.labels
+        return isinstance(other, LabelVocab) and self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
-        return f"LabelVocab({ {n: v[1:] for n, v in self.labels.items()} })"
+        floats = f", floats={list(self.floats)}" if self.floats else ""
+        return f"LabelVocab({ {n: v[1:] for n, v in self.labels.items()} }{floats})"
 
 
 class LabelEmbedding(nn.Module):
-    """Categorical labels -> one conditioning vector per frame.
+    """Labels -> one conditioning vector per frame.
 
-    Each label name has its own embedding table (index 0 = unknown); the embeddings of all names are summed.
-    In training mode each label of each sample is replaced by index 0 with probability ``dropout`` (label
-    dropout), so the same network also learns the unconditioned prediction that classifier-free guidance needs.
+    Each categorical label name has its own embedding table (index 0 = unknown). A float frame label ``x``
+    enters through a linear map: a cyclic one (gait phase in [0, 1)) as ``(sin 2 pi x, cos 2 pi x)``, so that it
+    is continuous across its wrap, any other as x itself; NaN means unknown and gives a learnt "no value" vector. The vectors of all
+    names are summed. In training mode each label of each sample is dropped (index 0, or the "no value" vector)
+    with probability ``dropout`` (label dropout), so the same network also learns the unconditioned prediction
+    that classifier-free guidance needs.
 
-    cond: name -> LongTensor ``[B]`` (clip labels) or ``[B, T]`` (frame labels); a missing name = unknown.
-    Returns ``[B, T, dim]``.
+    cond: name -> LongTensor ``[B]`` (clip labels) or ``[B, T]`` (frame labels), FloatTensor ``[B, T]`` for a
+    float label; a missing name = unknown. Returns ``[B, T, dim]``.
     """
 
     def __init__(self, vocab: LabelVocab, dim: int, dropout: float = 0.1) -> None:
@@ -131,6 +163,9 @@ class LabelEmbedding(nn.Module):
         self.dim = dim
         self.dropout = dropout
         self.tables = nn.ModuleDict({name: nn.Embedding(vocab.size(name), dim) for name in vocab.names})
+        # Empty for a model of clip labels only: its state dict keeps the keys of format 1.
+        self.float_maps = nn.ModuleDict({name: nn.Linear(3, dim) for name in vocab.float_names})
+        self.float_unknown = nn.ParameterDict({name: nn.Parameter(torch.zeros(dim)) for name in vocab.float_names})
 
     def forward(self, cond: Mapping[str, torch.Tensor] | None, batch: int, frames: int,
                 device: torch.device | None = None) -> torch.Tensor:
@@ -142,6 +177,19 @@ class LabelEmbedding(nn.Module):
                 keep = torch.rand(batch, 1, device=index.device) >= self.dropout
                 index = index * keep
             out = out + table(index)
+        for name, linear in self.float_maps.items():
+            value = _label_value(cond, name, batch, frames, device)
+            unknown = torch.isnan(value)
+            if self.training and self.dropout > 0:
+                unknown = unknown | (torch.rand(batch, 1, device=value.device) < self.dropout)
+            x = torch.nan_to_num(value, nan=0.0)[..., None]
+            if self.vocab.floats[name].get("cyclic"):  # on the circle: 0.999 sits next to 0.001
+                angle = 2 * math.pi * x
+                x = torch.cat([torch.zeros_like(x), torch.sin(angle), torch.cos(angle)], dim=-1)
+            else:
+                x = torch.cat([x, torch.zeros_like(x), torch.zeros_like(x)], dim=-1)
+            emb = linear(x)
+            out = out + torch.where(unknown[..., None], self.float_unknown[name], emb)
         return out
 
 
@@ -160,11 +208,27 @@ def _label_index(cond: Mapping[str, torch.Tensor] | None, name: str, batch: int,
     return value[:, :frames]
 
 
+def _label_value(cond: Mapping[str, torch.Tensor] | None, name: str, batch: int, frames: int,
+                 device: torch.device | None) -> torch.Tensor:
+    """``[B, T]`` float values of float label ``name`` (NaN, i.e. unknown, when absent)."""
+    value = None if cond is None else cond.get(name)
+    if value is None:
+        return torch.full((batch, frames), math.nan, device=device)
+    value = value.to(device=device, dtype=torch.float32)
+    if value.dim() == 1:
+        return value[:, None].expand(batch, frames)
+    if value.shape[1] < frames:
+        raise OptiqError(f"frame label {name!r} has {value.shape[1]} frames, the input has {frames}")
+    return value[:, :frames]
+
+
 def drop_labels(cond: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
-    """``cond`` with every label set to index 0: the unconditioned input of classifier-free guidance."""
+    """``cond`` with every label unknown (index 0, NaN for float labels): the unconditioned input of
+    classifier-free guidance."""
     if cond is None:
         return None
-    return {name: torch.zeros_like(value, dtype=torch.long) for name, value in cond.items()}
+    return {name: torch.full_like(value, math.nan) if value.is_floating_point()
+            else torch.zeros_like(value, dtype=torch.long) for name, value in cond.items()}
 
 
 class FiLM(nn.Module):

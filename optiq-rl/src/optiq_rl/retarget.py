@@ -1,0 +1,217 @@
+"""Reference motion on a character.
+
+Same topology (this module's first half): a clip whose joints are the character's plays on it directly. Each
+joint's local rotation becomes the qpos of its body's joints: a free root takes the root position and rotation,
+a ball joint the quaternion (w, x, y, z, MuJoCo's order), one to three hinges the angles of an Euler
+decomposition about their axes. A body whose rest frame is rotated (``G``, its world rotation at ``qpos0``) takes
+the clip's rotation seen in that frame, ``G^-1 q G``: optiq's rest frames are world-aligned, MJCF bodies need not
+be. qvel comes from finite differences of qpos, as ``mj_differentiatePos`` takes them (ball and free-joint angular
+velocities in the body frame, free-joint linear velocity in the world frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from optiq import quat
+from optiq.clip import Clip
+from optiq.errors import SkeletonMismatchError
+
+from .characters import Character, CharacterError
+
+_FREE, _BALL, _SLIDE, _HINGE = 0, 1, 2, 3  # mujoco.mjtJoint values
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The MuJoCo joints of one optiq joint's body: kind free, ball, hinges (1-3) or none."""
+
+    joint: int  # optiq joint index
+    kind: str
+    qpos: np.ndarray  # qpos addresses
+    rest: np.ndarray  # [4] the body's world rotation at qpos0
+    axes: np.ndarray  # [k, 3] hinge axes (body frame)
+
+
+def _layout(char: Character) -> list[_Part]:
+    import mujoco
+
+    m = char.model()
+    data = mujoco.MjData(m)
+    mujoco.mj_kinematics(m, data)
+    parts = []
+    for j, b in enumerate(char.body_ids()):
+        joints = np.flatnonzero(m.jnt_bodyid == b)
+        types = m.jnt_type[joints].tolist()
+        rest = data.xquat[b].copy()
+        if not types:
+            kind = "none"
+        elif types == [_FREE]:
+            kind = "free"
+        elif types == [_BALL]:
+            kind = "ball"
+        elif set(types) == {_HINGE} and len(types) <= 3:
+            kind = "hinge"
+        else:
+            names = [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, int(i)) for i in joints]
+            raise CharacterError(f"character {char.name!r}: body {char.body_names[j]} has joints {names} of types "
+                                 f"{types}; same-topology playback handles a free joint, a ball joint or 1-3 hinges")
+        if kind == "free" and j != 0:
+            raise CharacterError(f"character {char.name!r}: free joint on {char.body_names[j]}, not on the root")
+        adr = np.concatenate([np.arange(m.jnt_qposadr[i], m.jnt_qposadr[i] + {0: 7, 1: 4}.get(m.jnt_type[i], 1))
+                              for i in joints]) if len(joints) else np.zeros(0, dtype=int)
+        axes = m.jnt_axis[joints] if kind == "hinge" else np.zeros((0, 3))
+        parts.append(_Part(j, kind, adr.astype(int), rest, axes))
+    return parts
+
+
+def playable_root(clip: Clip) -> str:
+    """The joint a body built for ``clip`` should have as its root: the clip's root, unless that root stands
+    still and a joint below it carries the motion (Bandai-Namco's ``joint_Root`` above ``Hips``): a free joint
+    must be a body's only way to move through the world, so that joint becomes the root."""
+    if clip.local_translations is None or np.ptp(clip.root_translation, axis=0).max() > 1e-6:
+        return clip.skeleton.names[0]
+    moving = np.ptp(clip.local_translations, axis=0).max(axis=1) > 1e-6
+    moving[0] = False
+    return clip.skeleton.names[int(np.argmax(moving))] if moving.any() else clip.skeleton.names[0]
+
+
+def fit_clip(clip: Clip, char: Character) -> Clip:
+    """``clip`` rerooted at the character's root when the character was built without the clip's still root
+    (``playable_root``); the clip itself otherwise."""
+    root = char.joint_names[0]
+    if clip.skeleton.names[0] != root and root in clip.skeleton.names:
+        return clip.rerooted(root)
+    return clip
+
+
+def check_fit(clip: Clip, char: Character) -> np.ndarray:
+    """Index ``[J]`` of each character joint in ``clip``; raises SkeletonMismatchError naming the joints that
+    are missing or hang from another parent when the clip does not fit the character."""
+    names = clip.skeleton.names
+    missing = [n for n in char.joint_names if n not in names]
+    extra = [n for n in names if n not in char.joint_names]
+    if missing or extra:
+        parts = ([f"missing joint(s) {', '.join(missing)}"] if missing else []) + \
+                ([f"joint(s) {', '.join(extra)} the character does not have"] if extra else [])
+        raise SkeletonMismatchError(f"clip {clip.name!r} does not fit character {char.name!r}: {'; '.join(parts)} "
+                                    "(a clip of another skeleton needs retargeting with a joint map)")
+    index = np.array([names.index(n) for n in char.joint_names])
+    sk_parents = clip.skeleton.parents[index]
+    char_parents = char.skeleton().parents
+    clip_parent = [None if p < 0 else names[p] for p in sk_parents]
+    char_parent = [None if p < 0 else char.joint_names[p] for p in char_parents]
+    wrong = [n for n, a, b in zip(char.joint_names, clip_parent, char_parent, strict=True) if a != b]
+    if wrong:
+        raise SkeletonMismatchError(f"clip {clip.name!r} does not fit character {char.name!r}: joint(s) "
+                                    f"{', '.join(wrong)} hang from other parents in the clip")
+    return index
+
+
+def clip_to_qpos(clip: Clip, char: Character) -> tuple[np.ndarray, np.ndarray]:
+    """Play ``clip`` on ``char`` (same topology: the clip has the character's joints, or those and a still root
+    above them, see ``fit_clip``).
+
+    Returns qpos ``[T, nq]`` (metres, unit quaternions wxyz, radians) and qvel ``[T, nv]`` (m/s, rad/s; central
+    differences, one-sided at the first and last frame). Raises SkeletonMismatchError when the clip does not fit.
+    """
+    clip = fit_clip(clip, char)
+    index = check_fit(clip, char)
+    m = char.model()
+    t = clip.num_frames
+    qpos = np.broadcast_to(m.qpos0, (t, m.nq)).copy()
+    for part in _layout(char):
+        if part.kind == "none":
+            continue
+        local = clip.rotations[:, index[part.joint]]
+        if part.kind == "free":
+            qpos[:, part.qpos[:3]] = clip.root_translation
+            qpos[:, part.qpos[3:]] = quat.make_continuous(quat.qmul(local, part.rest))
+            continue
+        # The clip's rotation in the body's own rest frame: G^-1 q G.
+        body = quat.qmul(quat.qmul(quat.conj(part.rest), local), part.rest)
+        if part.kind == "ball":
+            qpos[:, part.qpos] = quat.make_continuous(body)
+        else:
+            qpos[:, part.qpos] = hinge_angles(body, part.axes, f"{char.name}: {char.body_names[part.joint]}")
+    return qpos, qpos_velocity(char, qpos, clip.dt)
+
+
+def hinge_angles(rotations: np.ndarray, axes: np.ndarray, what: str = "hinges") -> np.ndarray:
+    """Angles ``[T, k]`` (radians) of ``k`` = 1-3 hinges about ``axes [k, 3]`` (applied in order, intrinsic, as
+    MuJoCo composes a body's joints) that best give ``rotations [T, 4]`` wxyz.
+
+    One hinge: the twist about its axis (swing-twist). Two or three orthogonal hinges: an Euler decomposition in
+    the frame of their axes (with two, the rotation about the axis normal to both is dropped).
+    """
+    axes = np.asarray(axes, dtype=np.float64)
+    axes = axes / np.linalg.norm(axes, axis=1, keepdims=True)
+    if len(axes) == 1:
+        angle = 2.0 * np.arctan2(rotations[:, 1:] @ axes[0], rotations[:, 0])
+        return ((angle + np.pi) % (2.0 * np.pi) - np.pi)[:, None]  # either sign of the quaternion: (-pi, pi]
+    gram = axes @ axes.T
+    if not np.allclose(gram, np.eye(len(axes)), atol=1e-6):
+        raise CharacterError(f"{what}: hinge axes {axes.round(4).tolist()} are not orthogonal; same-topology "
+                             "playback decomposes only orthogonal hinges")
+    third = np.cross(axes[0], axes[1])
+    frame = np.stack((axes[0], axes[1], third), axis=1)  # columns: the hinge axes, a proper rotation
+    q_frame = quat.from_matrix(frame)
+    seen = quat.qmul(quat.qmul(quat.conj(q_frame), rotations), q_frame)
+    angles = quat.to_euler(seen, "XYZ")
+    if len(axes) == 2:
+        return angles[:, :2]
+    return angles * np.array([1.0, 1.0, np.sign(axes[2] @ third)])
+
+
+def qpos_velocity(char: Character, qpos: np.ndarray, dt: float) -> np.ndarray:
+    """qvel ``[T, nv]`` from qpos ``[T, nq]`` sampled every ``dt`` seconds: central differences inside, one-sided
+    at the ends, each the velocity ``mj_differentiatePos`` gives between the two frames."""
+    t = len(qpos)
+    if t < 2:
+        return np.zeros((t, char.model().nv))
+    nxt = np.concatenate((qpos[1:], qpos[-1:]))
+    prv = np.concatenate((qpos[:1], qpos[:-1]))
+    span = np.full(t, 2.0 * dt)
+    span[0] = span[-1] = dt
+    return differentiate_pos(char, prv, nxt) / span[:, None]
+
+
+def differentiate_pos(char: Character, qpos1: np.ndarray, qpos2: np.ndarray) -> np.ndarray:
+    """``mj_differentiatePos`` for many frames at once, with a time step of 1: ``[T, nv]`` from two ``[T, nq]``."""
+    m = char.model()
+    out = np.empty((len(qpos1), m.nv))
+    for j in range(m.njnt):
+        kind, qa, va = int(m.jnt_type[j]), int(m.jnt_qposadr[j]), int(m.jnt_dofadr[j])
+        if kind == _FREE:
+            out[:, va:va + 3] = qpos2[:, qa:qa + 3] - qpos1[:, qa:qa + 3]
+            out[:, va + 3:va + 6] = _sub_quat(qpos2[:, qa + 3:qa + 7], qpos1[:, qa + 3:qa + 7])
+        elif kind == _BALL:
+            out[:, va:va + 3] = _sub_quat(qpos2[:, qa:qa + 4], qpos1[:, qa:qa + 4])
+        else:
+            out[:, va] = qpos2[:, qa] - qpos1[:, qa]
+    return out
+
+
+def _sub_quat(q2: np.ndarray, q1: np.ndarray) -> np.ndarray:
+    """MuJoCo's ``mju_subQuat``: the rotation vector of ``q1^-1 q2`` (in q1's frame), the shorter way round."""
+    return quat.to_rotvec(quat.qmul(quat.conj(q1), q2))
+
+
+def body_positions(char: Character, qpos: np.ndarray) -> np.ndarray:
+    """World positions ``[T, J, 3]`` (metres) of the bodies of the character's optiq joints, posed by qpos
+    ``[T, nq]`` through MuJoCo's own kinematics (``mj_kinematics``, one frame at a time)."""
+    import mujoco
+
+    m = char.model()
+    qpos = np.asarray(qpos, dtype=np.float64)
+    if qpos.ndim != 2 or qpos.shape[1] != m.nq:
+        raise CharacterError(f"character {char.name!r}: qpos has shape {qpos.shape}, expected (T, {m.nq})")
+    data = mujoco.MjData(m)
+    ids = char.body_ids()
+    out = np.empty((len(qpos), len(ids), 3))
+    for t, row in enumerate(qpos):
+        data.qpos[:] = row
+        mujoco.mj_kinematics(m, data)
+        out[t] = data.xpos[ids]
+    return out
