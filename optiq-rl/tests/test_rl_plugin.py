@@ -25,8 +25,12 @@ def test_listed_without_importing_mujoco():
     rl = plugins["rl"]
     assert (rl["distribution"], rl["status"]) == ("optiq-rl", "ok")
     assert rl["hooks"] == ["optiq_register_adapters", "optiq_register_commands"]
-    (deepmimic,) = rl["capabilities"]["adapters"]
+    adapters = {a["name"]: a for a in rl["capabilities"]["adapters"]}
+    deepmimic = adapters.pop("deepmimic")
     assert (deepmimic["name"], deepmimic["kind"], deepmimic["target"]) == (
         "deepmimic", "character", "optiq_rl.characters.deepmimic:builtin_deepmimic")
+    assert {(a["name"], a["kind"], a["target"]) for a in adapters.values()} == {
+        ("optiq/Track-v0", "env", "optiq_rl.envs.track:TrackEnv"),
+        ("optiq/Locomotion-v0", "env", "optiq_rl.envs.locomotion:LocomotionEnv")}
     assert [c["name"] for c in rl["capabilities"]["commands"]] == ["rl"]
     assert json.loads(rest.strip().splitlines()[-1]) == []

@@ -68,6 +68,7 @@ class TrainConfig:
     rollout_backprop: bool = False           # back-propagate through the fed-back predictions (default: detached)
     smooth_weight: float = 0.0               # weight of the squared predicted acceleration (0: off)
     input_noise: float = 0.0                 # std of Gaussian noise on the input frames (normalised units; 0: off)
+    noise_group: str = "all"                 # features the noise goes on: all | vel | pos
     eval_interval: int = 100                 # steps between validation rollouts
     eval_windows: int = 64                   # validation windows per evaluation
     val_horizon: int = 30                    # frames rolled out on validation windows (early-stopping metric)
@@ -243,6 +244,7 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
         normalizer = Normalizer.fit(store.iter_clips(split.train))
     layout = feature_layout(source.skeleton, spec)
     weights = _loss_weights(cfg, layout, store, split.train, normalizer).to(device)
+    noise = _noise_scale(cfg, layout).to(device)
     vocab = D.build_vocab([source.labels[n] for n in split.train], cfg.labels, cfg.frame_labels, store,
                           split.train)
 
@@ -270,8 +272,15 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch_rng, numpy_rng = state["torch_rng"], state["numpy_rng"]
+        if world > 1:
+            if int(state.get("world", 1)) != world or "rank_torch_rng" not in state:
+                raise OptiqError(f"cannot resume with {world} processes: the training state was saved by "
+                                 f"{int(state.get('world', 1))}; resume with the same --nproc-per-node",
+                                 resume_path(out))
+            torch_rng, numpy_rng = state["rank_torch_rng"][rank], state["rank_numpy_rng"][rank]
+        torch.set_rng_state(torch_rng)
+        rng.bit_generator.state = json.loads(numpy_rng)
         step, best, bad_evals = int(state["step"]), float(state["best"]), int(state["bad_evals"])
         clock["elapsed"] = float(state.get("elapsed", 0.0))
 
@@ -282,12 +291,21 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
                         skeleton=source.skeleton, split=split.to_json(), extra=extra)
 
     def save_state() -> None:
+        # Every rank's random state (its own label dropout, noise and window draws), so that a resumed
+        # distributed run continues exactly; rank 0 gathers them and writes.
+        mine = (torch.get_rng_state(), json.dumps(rng.bit_generator.state))
+        ranks = [mine]
+        if world > 1:
+            ranks = [None] * world
+            torch.distributed.all_gather_object(ranks, mine)
         if not master:
             return
         with atomic_path(resume_path(out)) as tmp:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                        "numpy_rng": json.dumps(rng.bit_generator.state), "step": step, "best": best,
+                        "numpy_rng": json.dumps(rng.bit_generator.state), "world": world,
+                        "rank_torch_rng": [r[0] for r in ranks], "rank_numpy_rng": [r[1] for r in ranks],
+                        "step": step, "best": best,
                         "bad_evals": bad_evals, "elapsed": clock["elapsed"], "config": json.dumps(cfg.to_json()),
                         "split": json.dumps(split.to_json()), "normalizer": _as_text(normalizer.to_json())}, tmp)
 
@@ -309,9 +327,9 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
             x = torch.from_numpy(x).to(device)
             cond = {n: torch.from_numpy(v).to(device) for n, v in cond.items()}
             if rollout:
-                loss = _rollout_loss(model, x, cond, context, k, weights, cfg.rollout_backprop, cfg.input_noise)
+                loss = _rollout_loss(model, x, cond, context, k, weights, cfg.rollout_backprop, noise)
             else:
-                pred = model(_noisy(x[:, :cfg.window], cfg.input_noise), cond)
+                pred = model(_noisy(x[:, :cfg.window], noise), cond)
                 loss = _weighted_mse(pred, x[:, 1:cfg.window + 1], weights)
                 if cfg.smooth_weight > 0:
                     acc = pred[:, 2:] - 2 * pred[:, 1:-1] + pred[:, :-2]
@@ -539,20 +557,32 @@ def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> 
     return ((pred - target).pow(2) * w).sum(-1).mean() / w.sum()
 
 
-def _noisy(x: torch.Tensor, std: float) -> torch.Tensor:
-    """``x`` plus Gaussian noise of ``std`` (normalised units), drawn from torch's global generator (saved for
-    resume). Targets stay clean, so the model learns to pull a corrupted state back towards the data: what keeps
-    learned simulators' rollouts on the data (Sanchez-Gonzalez et al. 2020), and a context that cannot be trusted
-    to the last digit makes the labels weigh more."""
-    return x + std * torch.randn_like(x) if std > 0 else x
+def _noise_scale(cfg: TrainConfig, layout: Any) -> torch.Tensor:
+    """Per-feature std ``[F]`` of the input noise: ``input_noise`` on the features of ``noise_group``."""
+    scale = np.zeros(layout.dim, dtype=np.float32)
+    if cfg.noise_group == "all":
+        scale[:] = cfg.input_noise
+    elif cfg.noise_group in ("pos", "vel"):
+        scale[np.asarray(layout.groups[cfg.noise_group])] = cfg.input_noise
+    else:
+        raise ConfigError(f"key 'noise_group' must be all, pos or vel, got {cfg.noise_group!r}")
+    return torch.from_numpy(scale)
+
+
+def _noisy(x: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``x`` plus Gaussian noise of ``std [F]`` (normalised units), drawn from torch's global generator (saved
+    for resume). Targets stay clean, so the model learns to pull a corrupted state back towards the data: what
+    keeps learned simulators' rollouts on the data (Sanchez-Gonzalez et al. 2020); and a context whose speed
+    cannot be trusted to the last digit lets the labels steer (docs/models.md, "Label steering")."""
+    return x + std * torch.randn_like(x) if bool((std > 0).any()) else x
 
 
 def _rollout_loss(model: torch.nn.Module, x: torch.Tensor, cond: dict[str, torch.Tensor], context: int, k: int,
-                  w: torch.Tensor, backprop: bool, noise: float = 0.0) -> torch.Tensor:
+                  w: torch.Tensor, backprop: bool, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Roll ``k`` steps from ``x[:, :context]`` (plus ``noise``, see :func:`_noisy`) feeding back the model's own
     predictions (detached unless ``backprop``), the loss averaged over the steps against
     ``x[:, context:context + k]``."""
-    ctx = _noisy(x[:, :context], noise)
+    ctx = x[:, :context] if noise is None else _noisy(x[:, :context], noise)
     losses = []
     for i in range(k):
         # Frame labels [B, L] move with the window: the context now covers frames i .. i + context - 1.

@@ -215,3 +215,152 @@ def body_positions(char: Character, qpos: np.ndarray) -> np.ndarray:
         mujoco.mj_kinematics(m, data)
         out[t] = data.xpos[ids]
     return out
+
+
+# --- Reference datasets: retargeted motion stored as an optiq dataset on the character's skeleton --------------
+#
+# Second half of the module: a clip of the character's own topology plays directly (``clip_to_qpos``); a clip of
+# another skeleton goes through a joint map and inverse kinematics (``optiq_rl.ik``). Either way the result is an
+# ordinary dataset on ``Character.skeleton()`` whose clips also carry ``qpos [T, nq]`` and ``qvel [T, nv]``
+# (schema version 3 extras), so it can be viewed, labelled and trained on like any other.
+
+#: The extras a reference dataset stores per frame.
+REFERENCE_EXTRAS = ("qpos", "qvel")
+
+
+@dataclass
+class Reference:
+    """One retargeted clip: ``clip`` on the character's skeleton (local rotations of its bodies, root at the root
+    body), qpos ``[T, nq]``, qvel ``[T, nv]``, and ``metrics`` (``optiq_rl.ik.retarget_metrics``'s keys)."""
+
+    clip: Clip
+    qpos: np.ndarray
+    qvel: np.ndarray
+    metrics: dict
+
+
+def qpos_to_clip(char: Character, qpos: np.ndarray, fps: float, name: str = "clip",
+                 labels: dict | None = None) -> Clip:
+    """The Clip on ``char.skeleton()`` that MuJoCo's pose ``qpos [T, nq]`` shows: each joint's world rotation
+    relative to its rest (``xquat G^-1``, G the body's rest rotation) made local to its parent's, the root body's
+    world position as the root translation. Its forward kinematics gives the bodies' world positions: where a
+    body's origin moves against its parent (a hinge placed off the body's origin, as Humanoid-v5's waist), the clip
+    carries local translations ``[T, J, 3]``."""
+    import mujoco
+
+    m = char.model()
+    skeleton = char.skeleton()
+    ids = char.body_ids()
+    data = mujoco.MjData(m)
+    mujoco.mj_kinematics(m, data)
+    rest = data.xquat[ids].copy()
+    xquat = np.empty((len(qpos), len(ids), 4))
+    xpos = np.empty((len(qpos), len(ids), 3))
+    for t, row in enumerate(qpos):
+        data.qpos[:] = row
+        mujoco.mj_kinematics(m, data)
+        xquat[t] = data.xquat[ids]
+        xpos[t] = data.xpos[ids]
+    world = quat.qmul(xquat, quat.conj(rest))
+    parents = skeleton.parents
+    parent = np.maximum(parents, 0)
+    parent_world = np.where(parents[None, :, None] >= 0, world[:, parent], quat.identity((1, 1)))
+    local = quat.make_continuous(quat.normalize(quat.qmul(quat.conj(parent_world), world)))
+    # Each joint's offset from its parent, in the parent's rest-aligned frame, frame by frame.
+    moved = quat.rotate(quat.conj(parent_world), xpos - xpos[:, parent])
+    moved[:, 0] = xpos[:, 0]
+    fixed = np.abs(moved[:, 1:] - skeleton.offsets[1:]).max(initial=0.0) < 1e-9
+    return Clip(skeleton, fps, xpos[:, 0].copy(), local, None if fixed else moved, name=name,
+                labels=dict(labels or {}))
+
+
+def retarget_clip(clip: Clip, char: Character, joint_map=None, options=None, *, calibration: int = 0,
+                  frames: slice | None = None) -> Reference:
+    """``clip`` on ``char``: directly when no ``joint_map`` is given (same topology: ``clip_to_qpos``, raising
+    SkeletonMismatchError when the clip does not fit), else by inverse kinematics through the map
+    (``optiq_rl.ik.retarget_ik``; options: ``IKOptions``; calibration and frames as there)."""
+    import time
+
+    from .ik import retarget_ik
+
+    if joint_map is None:
+        part = clip[frames] if frames is not None else clip
+        start = time.perf_counter()
+        qpos, qvel = clip_to_qpos(part, char)
+        seconds = time.perf_counter() - start
+        metrics = direct_metrics(part, char, qpos, seconds)
+        method = "direct"
+    else:
+        result = retarget_ik(clip, char, joint_map, options, calibration=calibration, frames=frames)
+        qpos, qvel, metrics = result.qpos, result.qvel, result.metrics
+        method = f"ik:{joint_map.name or 'map'}"
+    labels = {**clip.labels, "character": char.name, "retarget": method}
+    return Reference(qpos_to_clip(char, qpos, clip.fps, clip.name, labels), qpos, qvel, metrics)
+
+
+def direct_metrics(clip: Clip, char: Character, qpos: np.ndarray, seconds: float) -> dict:
+    """``retarget_metrics``'s measurements for a clip played directly: the error of each joint is the distance
+    between the clip's own forward kinematics and MuJoCo's body position (zero up to rounding)."""
+    from .ik import limit_summary, lowest_over_frames
+
+    fitted = fit_clip(clip, char)
+    index = check_fit(fitted, char)
+    source = fitted.forward_kinematics()[0][:, index]
+    err = np.linalg.norm(body_positions(char, qpos) - source, axis=-1) * 1000.0
+    skeleton = char.skeleton()
+    leaves = set(range(len(char.joint_names))) - set(skeleton.parents.tolist())
+    effectors = {n: {"body": b, "mean_mm": float(err[:, j].mean()), "max_mm": float(err[:, j].max()),
+                     "end_effector": j in leaves}
+                 for j, (n, b) in enumerate(zip(char.joint_names, char.body_names, strict=True))}
+    return {"frames": len(qpos), "fps": clip.fps, "scale": 1.0, "end_effectors": effectors,
+            "mean_mm": float(err.mean()), "max_mm": float(err.max()),
+            **limit_summary(char.model(), qpos, lowest_over_frames(char.model(), qpos)),
+            "frames_per_second": len(qpos) / seconds if seconds > 0 else float("inf")}
+
+
+def source_clips(path, clips=None) -> list[Clip]:
+    """The clips to retarget from ``path``: a dataset (``.parquet``, ``.h5``; every clip, or those named or
+    indexed in ``clips``) or a motion file (its clips, loaded by optiq's loaders)."""
+    from pathlib import Path
+
+    import optiq
+
+    if Path(path).suffix.lower() in (".parquet", ".h5", ".hdf5"):
+        with optiq.open_dataset(path) as ds:
+            chosen = clips or range(len(ds))
+            return [ds.read_clip(int(c) if isinstance(c, str) and c.isdigit() else c) for c in chosen]
+    loaded = optiq.load(path)
+    if clips:
+        by_name = {c.name: c for c in loaded}
+        return [loaded[int(c)] if str(c).isdigit() else by_name[c] if c in by_name else _no_clip(path, c, by_name)
+                for c in clips]
+    return loaded
+
+
+def _no_clip(path, name, known) -> Clip:
+    from optiq.errors import OptiqError
+
+    raise OptiqError(f"no clip {name!r}; clips: {', '.join(known)}", path)
+
+
+def write_reference(path, references: list[Reference]) -> None:
+    """Write ``references`` (one character) as a dataset at ``path`` (atomically): the clips on the character's
+    skeleton, with ``qpos`` and ``qvel`` per frame (schema version 3 extras)."""
+    from optiq.datasets import write_dataset
+
+    write_dataset(path, [r.clip for r in references],
+                  extras=[{"qpos": r.qpos, "qvel": r.qvel} for r in references])
+
+
+def load_reference(path, clip: str | int = 0) -> tuple[Clip, np.ndarray, np.ndarray]:
+    """A clip of a reference dataset with its qpos ``[T, nq]`` and qvel ``[T, nv]`` (float64)."""
+    import optiq
+    from optiq.errors import DatasetError
+
+    with optiq.open_dataset(path) as ds:
+        missing = [k for k in REFERENCE_EXTRAS if k not in getattr(ds, "extras", {})]
+        if missing:
+            raise DatasetError(f"not a reference dataset: no {', '.join(missing)} per frame (write one with "
+                               "'optiq rl retarget')", path)
+        arrays = ds.arrays(clip, fields=list(REFERENCE_EXTRAS))
+        return ds.read_clip(clip), arrays["qpos"].astype(np.float64), arrays["qvel"].astype(np.float64)

@@ -184,6 +184,8 @@ def info_cmd(path, as_json, loader) -> None:
         sk = s["skeleton"]
         click.echo(f"skeleton: {sk['num_joints']} joints: {', '.join(sk['names'])}")
     click.echo(f"fields: {', '.join(s['fields'])}")
+    if s.get("extras"):  # schema version 3: per-frame arrays beside the motion fields (a character's qpos, qvel)
+        click.echo(f"extras: {', '.join(f'{k} {v}' for k, v in s['extras'].items())}")
     for key, values in s["labels"].items():
         click.echo(f"label {key}: {', '.join(_short(v) for v in values[:10])}{' ...' if len(values) > 10 else ''}")
     for key, dtype in s["frame_labels"].items():

@@ -8,7 +8,7 @@ ParquetFormat and HDF5Format.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from ..atomic import atomic_path
 from ..clip import Clip
 from ..errors import DatasetError, PluginError
 from .base import (
+    EXTRAS_SCHEMA_VERSION,
     SCHEMA_VERSION,
     Chunk,
     ClipInfo,
@@ -29,6 +30,7 @@ from .base import (
 )
 
 __all__ = [
+    "EXTRAS_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "Chunk",
     "ClipInfo",
@@ -100,13 +102,15 @@ def frame_label_dtypes(clips: Iterable[Clip]) -> dict[str, np.dtype]:
 
 
 def write_dataset(path: str | os.PathLike, clips: Sequence[Clip], format: str | None = None, *,
-                  velocities: bool = False, **options: Any) -> Path:
+                  velocities: bool = False, extras: Sequence[Mapping[str, np.ndarray]] | None = None,
+                  **options: Any) -> Path:
     """Write ``clips`` (one skeleton topology) to a dataset file, atomically.
 
     format: a registered format name or ``"module:attr"``; by default chosen by the suffix (``.parquet``,
     ``.h5``, ``.hdf5``). velocities: also store world linear ``[T, J, 3]`` m/s and angular ``[T, J, 3]`` rad/s
-    velocities. options: passed to the format's writer (``row_group_frames`` for Parquet, ``chunk_frames``
-    and ``compression`` for HDF5). For more clips than fit in memory, use ``format.writer`` and ``add``
+    velocities. extras: per clip, extra per-frame arrays ``{name: [T, ...]}`` (the same names and frame shapes in
+    every clip; a character's ``qpos``/``qvel``): stored as schema version 3. options: passed to the format's
+    writer (``row_group_frames`` for Parquet, ``chunk_frames`` and ``compression`` for HDF5). For more clips than fit in memory, use ``format.writer`` and ``add``
     clip by clip. Raises SkeletonMismatchError naming the clip and the first joint that differs.
     """
     clips = list(clips)
@@ -123,11 +127,14 @@ def write_dataset(path: str | os.PathLike, clips: Sequence[Clip], format: str | 
     for c in clips[1:]:
         check_topology(c.skeleton, first.skeleton, f"clip {c.name!r}", c.labels.get("source"),
                        f"the first clip {first.name!r}")
+    if extras is not None and len(extras) != len(clips):
+        raise DatasetError(f"{len(extras)} sets of extras for {len(clips)} clips", path)
+    shapes = {k: np.shape(v)[1:] for k, v in extras[0].items()} if extras else {}
     with atomic_path(path) as tmp:
         writer = fmt.writer(tmp, first.skeleton, frame_labels=frame_label_dtypes(clips),
                             local_translations=any(c.local_translations is not None for c in clips),
-                            velocities=velocities, **options)
+                            velocities=velocities, **({"extras": shapes} if shapes else {}), **options)
         with writer:
-            for c in clips:
-                writer.add(c)
+            for i, c in enumerate(clips):
+                writer.add(c, extras=extras[i] if extras else None)
     return Path(path)

@@ -3,7 +3,7 @@
 A dataset holds clips of one skeleton topology (joint names and parents). Bone lengths differ between
 performers, so each clip keeps its own rest offsets; the dataset's skeleton carries the first clip's offsets.
 Motion arrays are float32 on disk and float64 in the Clips a dataset returns. The on-disk layout (schema
-version 1) is specified in docs/dataset-format.md.
+version 1; version 3 adds per-frame extra arrays) is specified in docs/dataset-format.md.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ from ..names import check_name
 from ..skeleton import Skeleton
 
 SCHEMA_VERSION = 1
+#: Version 1 plus per-frame extra arrays (``extras``: a simulated character's qpos and qvel). Writers write it only
+#: when a dataset has extras, so a dataset without them stays readable by optiq versions that read version 1.
+#: (Version 2 is the points datasets' layout, ``kind: "points"``.)
+EXTRAS_SCHEMA_VERSION = 3
+READ_VERSIONS = (SCHEMA_VERSION, EXTRAS_SCHEMA_VERSION)
 FORMAT_TAG = "optiq-dataset"
 
 # Per-frame motion arrays: name -> shape after the frame axis ("J" = number of joints).
@@ -253,16 +258,20 @@ class DatasetWriter(TableWriter):
     fields_reserved = tuple(MOTION_FIELDS)
 
     def __init__(self, path: str | os.PathLike, skeleton: Skeleton, *, frame_labels: Mapping[str, Any] | None = None,
-                 local_translations: bool = False, velocities: bool = False):
+                 local_translations: bool = False, velocities: bool = False,
+                 extras: Mapping[str, Sequence[int]] | None = None):
         super().__init__(path, frame_labels)
         self.skeleton = skeleton
         self.local_translations = local_translations
         self.velocities = velocities
+        self.extras = check_extras(extras or {}, self.frame_label_dtypes, path)
 
-    def add(self, clip: Clip, stored: Mapping[str, np.ndarray] | None = None) -> ClipInfo:
+    def add(self, clip: Clip, stored: Mapping[str, np.ndarray] | None = None,
+            extras: Mapping[str, np.ndarray] | None = None) -> ClipInfo:
         """Append ``clip``; its skeleton must have the dataset's topology and its frame labels must be declared.
 
         stored: arrays to store as given instead of computing them (velocities copied from another dataset).
+        extras: one array ``[T, *shape]`` per extra declared when the writer was created (every clip has each).
         """
         self._check_new(clip.name, clip.labels, clip.num_frames, clip.frame_labels)
         check_topology(clip.skeleton, self.skeleton, f"clip {clip.name!r}", clip.labels.get("source"))
@@ -279,8 +288,30 @@ class DatasetWriter(TableWriter):
         arrays = self.arrays_of(clip, skip=tuple(stored or ()))
         arrays.update({k: np.asarray(v, dtype=np.float32) for k, v in (stored or {}).items() if k in self.fields()})
         check_finite(arrays, clip.name, self.skeleton.names, self.path)
+        arrays.update(self._extra_arrays(clip, extras or {}))
         self._append(info, arrays, clip.frame_labels)
         return info
+
+    def _extra_arrays(self, clip: Clip, extras: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The float32 extras of ``clip``, checked: exactly the declared names, ``[T, *shape]``, finite."""
+        if set(extras) != set(self.extras):
+            missing, unknown = sorted(set(self.extras) - set(extras)), sorted(set(extras) - set(self.extras))
+            raise DatasetError(f"clip {clip.name!r}: extras {', '.join(missing or unknown)} "
+                               f"{'are missing' if missing else 'were not declared when the writer was created'}",
+                               self.path)
+        out = {}
+        for name, shape in self.extras.items():
+            with np.errstate(over="ignore"):
+                arr = np.asarray(extras[name], dtype=np.float32)
+            if arr.shape != (clip.num_frames, *shape):
+                raise DatasetError(f"clip {clip.name!r}: extra {name!r} has shape {arr.shape}, expected "
+                                   f"{(clip.num_frames, *shape)}", self.path)
+            bad = ~np.isfinite(arr.reshape(clip.num_frames, -1)).all(axis=1)
+            if bad.any():
+                raise DatasetError(f"extra {name!r} is not finite; a dataset holds finite float32 values", self.path,
+                                   f"clip {clip.name!r}, frame {int(np.argmax(bad))}")
+            out[name] = arr
+        return out
 
     def arrays_of(self, clip: Clip, skip: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """The float32 arrays stored for ``clip`` (frame axis first), velocities computed when asked for
@@ -303,9 +334,9 @@ class DatasetWriter(TableWriter):
         """The dataset header (skeleton topology, first clip's offsets, clip table) as stored in JSON."""
         self._check_not_empty()
         first = next(iter(self.clips.values()))
-        return {
+        out = {
             "format": FORMAT_TAG,
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": EXTRAS_SCHEMA_VERSION if self.extras else SCHEMA_VERSION,
             "skeleton": {"names": list(self.skeleton.names), "parents": self.skeleton.parents.tolist(),
                          "offsets": first.offsets.tolist(),
                          "end_sites": {str(k): v.tolist() for k, v in first.end_sites.items()}},
@@ -314,6 +345,9 @@ class DatasetWriter(TableWriter):
             "num_frames": self.num_rows,
             "clips": [c.to_json() for c in self.clips.values()],
         }
+        if self.extras:
+            out["extras"] = {k: list(v) for k, v in self.extras.items()}
+        return out
 
     def fields(self) -> list[str]:
         """Names of the motion fields this writer stores."""
@@ -330,26 +364,51 @@ def _dtype_name(dtype: np.dtype) -> str:
     return "string" if dtype.kind in "USO" else dtype.name
 
 
-def check_header_tag(header: Mapping[str, Any], version: int, path: str | os.PathLike) -> None:
-    """Raise DatasetError unless ``header`` carries the optiq format tag and schema ``version``."""
+def check_header_tag(header: Mapping[str, Any], version: int | Sequence[int], path: str | os.PathLike) -> None:
+    """Raise DatasetError unless ``header`` carries the optiq format tag and a schema ``version`` (one, or any
+    of several)."""
     if header.get("format") != FORMAT_TAG:
         raise DatasetError(f"not an optiq dataset (format tag {header.get('format')!r}, expected {FORMAT_TAG!r})",
                            path)
-    if header.get("schema_version") != version:
+    versions = (version,) if isinstance(version, int) else tuple(version)
+    if header.get("schema_version") not in versions:
         raise DatasetError(f"schema_version {header.get('schema_version')!r} is not one this optiq reads "
-                           f"({version}); install the optiq version that wrote it", path)
+                           f"({', '.join(map(str, versions))}); install the optiq version that wrote it", path)
 
 
-def parse_header(header: Mapping[str, Any], path: str) -> tuple[Skeleton, list[ClipInfo], list[str], dict[str, str]]:
-    """Check a dataset header's format tag and version; return skeleton, clips, fields and frame label types."""
-    check_header_tag(header, SCHEMA_VERSION, path)
+def check_extras(extras: Mapping[str, Sequence[int]], frame_labels: Mapping[str, Any],
+                 path: str | os.PathLike | None) -> dict[str, tuple[int, ...]]:
+    """Extra per-frame arrays as declared (name -> shape of one frame), checked: names follow ``check_name`` and
+    are neither motion fields nor frame labels; shapes are tuples of positive ints."""
+    out = {}
+    for name, shape in extras.items():
+        check_name(name, "extra array name", path)
+        if name in MOTION_FIELDS or name in frame_labels:
+            raise DatasetError(f"extra array {name!r} has the name of a motion field or a frame label", path)
+        try:
+            dims = tuple(int(d) for d in shape)
+        except (TypeError, ValueError):
+            dims = ()
+        if not dims or min(dims) < 1:
+            raise DatasetError(f"extra array {name!r}: shape {shape!r} is not a list of positive sizes", path)
+        out[name] = dims
+    return out
+
+
+def parse_header(header: Mapping[str, Any], path: str) -> tuple[Skeleton, list[ClipInfo], list[str], dict[str, str],
+                                                                dict[str, tuple[int, ...]]]:
+    """Check a dataset header's format tag and version (1, or 3 with extras); return skeleton, clips, fields,
+    frame label types and extras (name -> shape of one frame; empty for version 1)."""
+    check_header_tag(header, READ_VERSIONS, path)
     try:
         sk = header["skeleton"]
         clips = [ClipInfo.from_json(c) for c in header["clips"]]
         skeleton = Skeleton(sk["names"], sk["parents"], sk["offsets"],
                             {int(k): v for k, v in sk.get("end_sites", {}).items()})
-        return skeleton, clips, list(header["fields"]), dict(header.get("frame_labels", {}))
-    except (KeyError, TypeError, ValueError) as exc:
+        labels = dict(header.get("frame_labels", {}))
+        extras = header.get("extras", {}) if header["schema_version"] == EXTRAS_SCHEMA_VERSION else {}
+        return skeleton, clips, list(header["fields"]), labels, check_extras(extras, labels, path)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DatasetError(f"damaged dataset header: {type(exc).__name__}: {exc}", path) from None
 
 
@@ -454,9 +513,12 @@ class Dataset(ClipTable):
     """
 
     def __init__(self, path: str | os.PathLike, skeleton: Skeleton, clips: Sequence[ClipInfo],
-                 fields: Sequence[str], frame_label_types: Mapping[str, str]):
+                 fields: Sequence[str], frame_label_types: Mapping[str, str],
+                 extras: Mapping[str, tuple[int, ...]] | None = None):
         self.skeleton = skeleton
         self.fields = tuple(fields)
+        #: Extra per-frame arrays (schema version 3): name -> shape of one frame; read them with ``arrays``.
+        self.extras = dict(extras or {})
         self._skeletons: dict[str, Skeleton] = {}
         check_fields(self.fields, path)
         super().__init__(path, clips, frame_label_types)
@@ -488,11 +550,12 @@ class Dataset(ClipTable):
                fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Frames ``[start, stop)`` of ``clip`` as stored: float32 motion fields (``rotations [T, J, 4]`` wxyz,
         ``root_translation [T, 3]`` m, ``local_translations [T, J, 3]`` m, ``linear_velocities [T, J, 3]`` m/s,
-        ``angular_velocities [T, J, 3]`` rad/s, each only when stored) and the clip's frame labels under their
-        names. fields: a subset of names to read (default all the clip has)."""
+        ``angular_velocities [T, J, 3]`` rad/s, each only when stored), the extras (``[T, *shape]``, e.g. a
+        character's ``qpos``) and the clip's frame labels under their names. fields: a subset of names to read
+        (default all the clip has)."""
         info = self.info(clip)
         available = [f for f in self.fields if f != "local_translations" or info.local_translations]
-        available += list(info.frame_labels)
+        available += [*self.extras, *info.frame_labels]
         wanted = available if fields is None else [f for f in fields if f in available]
         out = self._read_frames(info, start, stop, wanted)
         # Writers refuse non-finite values, so one here means the file was damaged or written by another tool.
@@ -553,8 +616,11 @@ class Dataset(ClipTable):
     # --- summary and lifetime ------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """What ``optiq data info --json`` prints: sizes, skeleton, fps, labels and the clip table."""
-        return summarize(self.path, self.format_name, SCHEMA_VERSION, self.skeleton, self.clips, self.fields,
-                         self.frame_label_types)
+        out = summarize(self.path, self.format_name, EXTRAS_SCHEMA_VERSION if self.extras else SCHEMA_VERSION,
+                        self.skeleton, self.clips, self.fields, self.frame_label_types)
+        if self.extras:
+            out["extras"] = {k: list(v) for k, v in self.extras.items()}
+        return out
 
 
 def check_fields(fields: Sequence[str], path: str | os.PathLike) -> None:

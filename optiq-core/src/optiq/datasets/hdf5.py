@@ -146,6 +146,8 @@ class HDF5Output:
                      "frame_label_types": json.dumps(h["frame_labels"])}
             if "kind" in h:
                 attrs["kind"] = h["kind"]
+            if "extras" in h:
+                attrs["extras"] = json.dumps(h["extras"])
             for key, value in attrs.items():
                 self._file.attrs[key] = value
             self._write_tables()
@@ -287,8 +289,10 @@ class HDF5Dataset(HDF5Input, Dataset):
         Dataset.__init__(self, path, *parse_header(header, str(path)))
 
     def _shapes(self, info: ClipInfo) -> dict[str, tuple[int, ...]]:
-        return {f: (info.num_frames, *field_shape(f, self.skeleton.num_joints)) for f in self.fields
-                if f != "local_translations" or info.local_translations}
+        out = {f: (info.num_frames, *field_shape(f, self.skeleton.num_joints)) for f in self.fields
+               if f != "local_translations" or info.local_translations}
+        out.update({name: (info.num_frames, *shape) for name, shape in self.extras.items()})
+        return out
 
     def _header(self, path: str) -> dict[str, Any]:
         """The file's attributes and clip groups in the shape of the Parquet JSON header."""
@@ -309,6 +313,7 @@ class HDF5Dataset(HDF5Input, Dataset):
             "skeleton": {"names": _strs(sk["names"][()]), "parents": sk["parents"][()], "offsets": sk["offsets"][()],
                          "end_sites": clips[0]["end_sites"] if clips else {}},
             "fields": _strs(a["fields"]), "frame_labels": json.loads(a["frame_label_types"]), "clips": clips,
+            "extras": json.loads(a.get("extras", "{}")),
         }
 
     def _chunk_bounds(self, info: ClipInfo, max_frames: int | None) -> list[int]:

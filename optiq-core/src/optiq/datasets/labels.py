@@ -144,7 +144,9 @@ def relabel(src: str | os.PathLike, out: str | os.PathLike, *, labels: Mapping[s
         with atomic_path(out) as tmp:
             writer = fmt.writer(tmp, ds.skeleton, frame_labels=types,
                                 local_translations=any(c.local_translations for c in ds.clips),
-                                velocities=ds.has_velocities)
+                                velocities=ds.has_velocities,
+                                # Extras (schema version 3: a character's qpos, qvel) are kept as stored.
+                                **({"extras": ds.extras} if ds.extras else {}))
             with writer:
                 for info in ds.clips:
                     stored = ds.arrays(info.name)  # read once: the clip and the arrays copied as stored
@@ -157,6 +159,7 @@ def relabel(src: str | os.PathLike, out: str | os.PathLike, *, labels: Mapping[s
                         clip = clip.with_labels(frame_labels={k: v for kind in auto
                                                               for k, v in auto_labels(clip, kind).items()})
                     # The stored float32 arrays are copied as they are (no float64 round trip).
-                    writer.add(clip, {k: v for k, v in stored.items() if k in MOTION_FIELDS})
+                    writer.add(clip, {k: v for k, v in stored.items() if k in MOTION_FIELDS},
+                               extras={k: stored[k] for k in ds.extras} or None)
     return Path(out)
 

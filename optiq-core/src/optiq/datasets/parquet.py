@@ -97,9 +97,10 @@ class ParquetWriter(ParquetOutput, DatasetWriter):
                  compression: str = "zstd", **options: Any):
         DatasetWriter.__init__(self, path, skeleton, **options)
         j = skeleton.num_joints
-        # Clips without local translations hold nulls in that column.
-        self._open_output({f: int(np.prod(field_shape(f, j))) for f in self.fields()}, row_group_frames, compression,
-                          nullable=("local_translations",))
+        # Clips without local translations hold nulls in that column. Extras are columns like the motion fields.
+        columns = {f: int(np.prod(field_shape(f, j))) for f in self.fields()}
+        columns.update({name: int(np.prod(shape)) for name, shape in self.extras.items()})
+        self._open_output(columns, row_group_frames, compression, nullable=("local_translations",))
 
 
 def _values(arr: pa.Array, dtype: np.dtype) -> np.ndarray:
@@ -211,7 +212,7 @@ class ParquetDataset(ParquetInput, Dataset):
         Dataset.__init__(self, path, *parse_header(header, str(path)))
 
     def _frame_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {f: field_shape(f, self.skeleton.num_joints) for f in self.fields}
+        return {**{f: field_shape(f, self.skeleton.num_joints) for f in self.fields}, **self.extras}
 
 
 class ParquetFormat(DatasetFormat):

@@ -1,0 +1,148 @@
+"""Observations from ``optiq.features``: the simulated body as the feature row of a two-frame Clip.
+
+The body's state at control step t is ``featurize`` of the Clip made of the character's bodies at steps t - 1 and
+t (world positions from MuJoCo, optiq world rotations ``xquat G^-1`` with ``G`` the body's rest rotation, local
+rotations from them), last row: the same numbers ``featurize`` gives for a clip of the same motion, so a model
+trained on features reads the simulation as it reads data (adapter(sim state) == featurize(clip)). Velocities are
+backward differences over one control step, as ``featurize`` takes them at the control rate.
+
+``BodyFeatures.features`` computes that last row directly, with featurize's formulas on MuJoCo's rotation
+matrices (a root with no joint above it), at a fraction of the cost of building a Clip per control step; a test
+holds it equal to ``featurize`` to 1e-5.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from optiq import quat
+from optiq.clip import Clip
+from optiq.errors import OptiqError
+from optiq.features import (
+    ROTATIONS,
+    FeatureSpec,
+    encode_rotations,
+    feature_layout,
+    featurize,
+)
+
+from ..characters import Character
+
+
+class BodyState(NamedTuple):
+    """The character's joints at one time (or ``[T]`` times): world positions ``pos [..., J, 3]`` (m), optiq
+    world rotations ``rot [..., J, 4]`` wxyz and the same as matrices ``mat [..., J, 3, 3]``."""
+
+    pos: np.ndarray
+    rot: np.ndarray
+    mat: np.ndarray
+
+
+class BodyFeatures:
+    """Feature rows of the character's body (layout ``feature_layout(skeleton, spec)``, F wide).
+
+    spec: its root is the character's root joint; rotation as given (default 6D). fps: the control rate (Hz).
+    """
+
+    def __init__(self, char: Character, fps: float, rotation: str = "6d"):
+        import mujoco
+
+        self.skeleton = char.skeleton()
+        self.spec = FeatureSpec(rotation=rotation, root=char.joint_names[0])
+        self.layout = feature_layout(self.skeleton, self.spec)
+        self.fps = float(fps)
+        self.ids = char.body_ids()
+        m = char.model()
+        data = mujoco.MjData(m)
+        mujoco.mj_kinematics(m, data)
+        self.rest_inv = quat.conj(data.xquat[self.ids])  # [J, 4] G^-1
+        self.rest_inv_mat = quat.to_matrix(self.rest_inv)  # [J, 3, 3]
+        # Generated characters have world-aligned rest frames: their rotations need no correction.
+        self.aligned = bool(np.allclose(self.rest_inv, quat.identity((len(self.ids),)), atol=1e-12))
+        self.parents = self.skeleton.parents
+        if (self.parents[1:] < 0).any():
+            raise OptiqError(f"character {char.name!r}: joints {', '.join(char.joint_names)} have more than one root")
+        j, e, s = self.skeleton.num_joints, ROTATIONS[rotation], self.layout.slices
+        self._out = np.empty(self.layout.dim, dtype=np.float32)
+        # featurize's slices in order: the root's vector and rotation, then each joint's; views into _out.
+        self._rotations = self._out[s["rotations"]].reshape(j - 1, e)
+        self._positions = self._out[s["positions"]].reshape(j - 1, 3)
+        self._velocities = self._out[s["velocities"]].reshape(j - 1, 3)
+        self._slices = [s[k] for k in ("root_height", "root_velocity", "yaw_rate", "root_tilt")]
+        self._mats = np.empty((j, 3, 3))
+
+    @property
+    def dim(self) -> int:
+        return self.layout.dim
+
+    def body_state(self, xpos: np.ndarray, xquat: np.ndarray, xmat: np.ndarray | None = None) -> BodyState:
+        """The joints' BodyState from MuJoCo's ``xpos [..., nbody, 3]``, ``xquat [..., nbody, 4]`` and (when
+        given, it saves the conversion) ``xmat [..., nbody, 9]``."""
+        rot = xquat[..., self.ids, :]
+        mat = quat.to_matrix(rot) if xmat is None else xmat[..., self.ids, :].reshape(*rot.shape[:-1], 3, 3)
+        if not self.aligned:
+            rot, mat = quat.qmul(rot, self.rest_inv), mat @ self.rest_inv_mat
+        return BodyState(xpos[..., self.ids, :], rot, mat)  # gathered copies, not views of MjData
+
+    def clip(self, pos: np.ndarray, rot: np.ndarray, name: str = "sim") -> Clip:
+        """The Clip of body states ``pos [T, J, 3]``, ``rot [T, J, 4]`` (world) at ``fps``."""
+        parents = self.parents
+        local = rot.copy()
+        local[:, 1:] = quat.qmul(quat.conj(rot[:, parents[1:]]), rot[:, 1:])
+        return Clip(self.skeleton, self.fps, pos[:, 0].copy(), local, name=name)
+
+    def features(self, prev: BodyState, now: BodyState) -> np.ndarray:
+        """Feature row ``[F]`` float32 of body state ``now`` one control step after ``prev``: ``featurize``'s
+        last row for the two-frame clip of them (a new array)."""
+        out, sl, fps = self._out, self._slices, self.fps
+        yaw = _scalar_yaw(now.rot[0])
+        turn = heading_turn(yaw)  # [3, 3] rows: world -> heading frame
+        pos = now.pos
+        vel = (pos - prev.pos) @ (turn.T * fps)  # [J, 3] m/s, heading frame
+        out[sl[0]] = pos[0, 2]
+        out[sl[1]] = vel[0]
+        out[sl[2]] = math.remainder(yaw - _scalar_yaw(prev.rot[0]), 2.0 * math.pi) * fps  # featurize's _wrap
+        self._positions[:] = (pos[1:] - pos[0]) @ turn.T
+        self._velocities[:] = vel[1:]
+        # Rotations: the root's with the heading removed, the others local to their parents, as matrices.
+        mats = self._mats
+        np.matmul(turn, now.mat[0], out=mats[0])
+        np.matmul(np.swapaxes(now.mat[self.parents[1:]], 1, 2), now.mat[1:], out=mats[1:])
+        if self.spec.rotation == "6d":  # the first two columns (encode_rotations' 6D)
+            enc = np.swapaxes(mats[:, :, :2], 1, 2).reshape(len(mats), 6)
+        else:
+            enc = encode_rotations(quat.from_matrix(mats), self.spec.rotation)
+        out[sl[3]] = enc[0]
+        self._rotations[:] = enc[1:]
+        return out.copy()
+
+    def clip_features(self, pos: np.ndarray, rot: np.ndarray) -> np.ndarray:
+        """Feature rows ``[T, F]`` of a whole sequence of body states (the reference)."""
+        return featurize(self.clip(pos, rot, "reference"), self.spec, fk=(pos, rot))
+
+
+def _scalar_yaw(q: np.ndarray) -> float:
+    """``optiq.features._yaw`` of one quaternion ``[4]``, in Python floats (a control step's hot path)."""
+    return 2.0 * math.atan2(q[3], q[0])
+
+
+def heading_turn(yaw: float) -> np.ndarray:
+    """``[3, 3]``: the rotation by ``-yaw`` about Z, world vectors (columns) -> the heading frame."""
+    c, n = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, n, 0.0], [-n, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def relative_root(pos: np.ndarray, rot: np.ndarray, ref_pos: np.ndarray, ref_yaw: np.ndarray) -> np.ndarray:
+    """Where the reference root is seen from the simulated one, ``[K, 5]``: its position offset ``[K, 3]`` (m) in
+    the simulated body's heading frame, and the cosine and sine of its heading relative to the body's.
+
+    pos ``[3]``, rot ``[4]``: the simulated root; ref_pos ``[K, 3]``: reference root positions; ref_yaw ``[K]``
+    their headings (radians)."""
+    yaw = _scalar_yaw(rot)
+    out = np.empty((len(ref_pos), 5))
+    out[:, :3] = (ref_pos - pos) @ heading_turn(yaw).T
+    dyaw = ref_yaw - yaw
+    out[:, 3], out[:, 4] = np.cos(dyaw), np.sin(dyaw)
+    return out
