@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml optiq-core/pyproject.toml optiq-fbx/pyproject.toml opti
 	command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "setup: chromium not installed (needs root and apt-get); browser tests will skip"
+	@# MuJoCo's headless renderer (optiq viz video --policy) needs EGL (or OSMesa): Debian's libegl1, when missing.
+	ldconfig -p 2>/dev/null | grep -q -e 'libEGL\.so' -e 'libOSMesa\.so' || { command -v apt-get >/dev/null 2>&1 && \
+		[ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libegl1 \
+		>/dev/null; } || echo "setup: libegl1 not installed (needs root and apt-get); MuJoCo video tests will skip"
 	@# three.js (Node) is the FBX writer's third reader (optiq-fbx/tests/test_threejs.py); installed when npm exists.
 	if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/js --no-audit --no-fund --loglevel=error; \
 	else echo "setup: npm not found; the three.js FBX test will skip (and fail with CI set)"; fi

@@ -44,15 +44,17 @@ optiq viz plotly --dataset "$OUT/cmu_labeled.parquet" --clip cmu_02_01_bvhtodeep
   --out "$OUT/cmu_walks.html"
 optiq viz video --dataset "$OUT/cmu_labeled.parquet" --clip cmu_02_01_bvhtodeepmimic --out "$OUT/cmu_02_01.mp4"
 # Model and predict (optiq-models): a small next-state MLP on Bandai-Namco walks and runs (a minute on 2 cores),
-# evaluated on held-out takes against the zero- and constant-velocity baselines, drawn as error vs horizon and as
-# truth beside the model's rollout.
+# evaluated on held-out takes against the zero- and constant-velocity baselines, steered by its label, drawn as
+# error vs horizon and as truth beside the model's rollout.
 BANDAI="$DATA/corpora/bandai_namco/data"
 if [ -d "$BANDAI" ]; then
   optiq --quiet data convert --in "$BANDAI/dataset-1_walk_*" "$BANDAI/dataset-1_run_*" --out "$OUT/bandai_walk_run.parquet"
   optiq --quiet train model --config mlp --data "$OUT/bandai_walk_run.parquet" --out "$OUT/walk_run_mlp.pt" \
-    --labels content --split-by label:content --max-steps 400
+    --labels content --split-by label:content --max-steps 400 --input-noise 1.0 --noise-group vel
+  # Steering: the held-out walks' contexts rolled out as walk and as run (the speeds are printed).
   optiq eval model --model "$OUT/walk_run_mlp.pt" --data "$OUT/bandai_walk_run.parquet" --split test --horizon 60 \
-    --out "$OUT/walk_run_report.json" --pred "$OUT/walk_run_pred.parquet"
+    --out "$OUT/walk_run_report.json" --pred "$OUT/walk_run_pred.parquet" \
+    --steer content=walk --steer content=run --steer-from content=walk
   optiq viz plots --report "$OUT/walk_run_report.json" --out "$OUT/walk_run_errors.html"
   first=$(optiq data info "$OUT/walk_run_pred.parquet" --json | python -c "import json, sys; print(json.load(sys.stdin)['clips'][0]['name'])")
   optiq viz video --in "$OUT/bandai_walk_run.parquet" --clip "$first" --pred "$OUT/walk_run_pred.parquet" \

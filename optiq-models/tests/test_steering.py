@@ -63,3 +63,36 @@ def test_steering_refuses_an_unknown_label(walk_run, steered):
     with pytest.raises(OptiqError, match="known values: run, walk"):
         steering(load_model(path), source, source.names, [{"content": "swim"}], cache_dir=cache)
     source.close()
+
+
+def test_eval_model_steer_adds_a_steering_section(walk_run, steered, tmp_path):
+    from click.testing import CliRunner
+    from optiq.cli.main import build_cli
+
+    path, cache = steered
+    cli = build_cli()
+    report = tmp_path / "r.json"
+    args = ["eval", "model", "--model", str(path), "--data", str(walk_run), "--split", "all", "--horizon", "60",
+            "--stride", "20", "--cache-dir", str(cache), "--steer", "content=walk", "--steer", "content=run",
+            "--steer-from", "content=walk", "--out", str(report)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    import json
+
+    section = json.loads(report.read_text())["steering"]
+    assert section["from"] == {"content": "walk"} and section["guidance"] == 0.0
+    # The same numbers as the Python API on the same clips and windows.
+    source = D.open_source(walk_run, cache_dir=cache)
+    walks = [n for n in source.names if source.labels[n]["content"] == "walk"]
+    expected = steering(load_model(path), source, walks, [{"content": "walk"}, {"content": "run"}], horizon=60,
+                        stride=20, cache_dir=cache)
+    source.close()
+    assert section["rollouts"] == expected
+    assert "steering content=run: speed" in result.output
+
+    for extra, message in ((["--steer", "content=swim"], "known values: run, walk"),
+                           (["--steer", "content=run", "--steer-from", "content=swim"], "no clip of the all split")):
+        bad = CliRunner().invoke(cli, [*args[:-2], *extra, "--out", str(tmp_path / "bad.json")])
+        assert bad.exit_code == 2, bad.output
+        assert bad.stderr.strip().startswith("optiq: error:") and message in bad.stderr, bad.stderr
+        assert not (tmp_path / "bad.json").exists()

@@ -196,6 +196,12 @@ def test_locomotion_terms_and_target(walk_file):
     assert obs.shape == (env.sim.features.dim + 4,)
     first = info["target_velocity"]
     assert 0.5 <= np.hypot(*first) <= 1.5
+    f = env.sim.features.dim
+    root = env.sim.body_state().rot[0]
+    yaw = 2 * np.arctan2(root[3], root[0])  # the target, seen in the body's heading frame, turned back to world
+    c, s = np.cos(yaw), np.sin(yaw)
+    assert np.array([[c, -s], [s, c]]) @ obs[f:f + 2] == pytest.approx(first, abs=1e-6)
+    assert np.hypot(*obs[f + 2:f + 4]) == pytest.approx(1.0, abs=1e-6)
     for _ in range(6):
         _, reward, terminated, _, info = env.step(np.zeros(env.action_space.shape))
         assert not terminated
@@ -247,8 +253,10 @@ def test_control_action_and_reward_modes_step(walk, control, action_mode, reward
                    max_seconds=1.0)
     assert env.sim.substeps == 10 and env.sim.model.opt.timestep == pytest.approx(1 / 300)
     env.reset(seed=1)
+    env.action_space.seed(1)
     for _ in range(3):
-        obs, r, terminated, _, info = env.step(env.action_space.sample())
+        obs, r, terminated, _, info = env.step(0.2 * env.action_space.sample())  # full random torques blow up
+        assert not info["unstable"]
         assert np.isfinite(obs).all() and 0.0 <= r <= 1.0
         if terminated:
             break
@@ -256,7 +264,7 @@ def test_control_action_and_reward_modes_step(walk, control, action_mode, reward
     assert r == pytest.approx(sum(w * info[f"reward_{t}"] for t, w in terms.items()))
 
 
-@pytest.mark.filterwarnings("ignore:.*DISPLAY")  # glfw, the default backend, tried without a display
+@pytest.mark.filterwarnings("ignore:.*(DISPLAY|GLFW)")  # glfw, the default backend, without a display
 def test_render_rgb_array(walk):
     """MuJoCo's offscreen renderer, the camera following the root; skipped where no OpenGL backend loads."""
     env = TrackEnv(reference=walk, render_mode="rgb_array", max_seconds=1.0)
@@ -271,3 +279,23 @@ def test_render_rgb_array(walk):
     assert TrackEnv(reference=walk, max_seconds=1.0).render() is None
     with pytest.raises(EnvConfigError, match="render_mode 'human' is unknown"):
         TrackEnv(reference=walk, render_mode="human")
+
+
+def test_track_a_bvh_performer_on_its_own_body(data_dir, tmp_path):
+    """A CMU take (120 fps, resampled to 30) tracked on the body built from its own skeleton: RSI puts the bodies
+    on the clip's forward kinematics, the key bodies are its end effectors, the clip (no loop) truncates."""
+    clip = optiq.load_clip(data_dir / "bvh" / "cmu_01_14_bvhtodeepmimic.bvh")[:240]
+    path = tmp_path / "cmu.parquet"
+    optiq.write_dataset(path, [clip])
+    env = TrackEnv(character=str(path), reference=str(path))
+    names = env.sim.char.joint_names
+    assert {names[k] for k in env.reward_fn.keys} >= {"Head", "LeftToeBase", "RightToeBase"}
+    ref = env.references[0]
+    assert not ref.cyclic and ref.num_frames == 60
+    _, info = env.reset(seed=0)
+    fk = clip.resample(30.0).world_positions()[:, [clip.skeleton.names.index(n) for n in names]]
+    assert np.abs(env.sim.body_state().pos - fk[info["frame"]]).max() < 1e-6  # measured 7e-8 m (MJCF digits)
+    env.reset(options={"frame": 57})
+    env.step(np.zeros(env.action_space.shape))
+    _, _, terminated, truncated, _ = env.step(np.zeros(env.action_space.shape))
+    assert truncated or terminated

@@ -63,7 +63,7 @@ def test_report_plots_series_and_error_bars(tmp_path):
 
 
 @pytest.mark.parametrize("change, where, message", [
-    (lambda r: r.update(version=2), "key 'version'", "unsupported report version 2"),
+    (lambda r: r.update(version=3), "key 'version'", "unsupported report version 3"),
     (lambda r: r["horizon"]["series"]["model"].pop(), "key 'horizon.series.model'", "expected a list of 5 numbers"),
     (lambda r: r["per_joint"]["series"]["model"].__setitem__(1, "high"), "key 'per_joint.series.model'",
      "entry 1 is 'high'"),

@@ -93,14 +93,24 @@ def train_model(ctx: click.Context, config, data, out, arch, resume, max_minutes
 @click.option("--out", type=click.Path(dir_okay=False), help="Report JSON (docs/viz.md version 1).")
 @click.option("--pred", type=click.Path(dir_okay=False),
               help="One continuous rollout per clip: a dataset (.parquet, .h5).")
+@click.option("--steer", "steer", multiple=True, metavar="NAME=VALUE[,NAME=VALUE]",
+              help="A label set to roll out under (repeatable; the first is the reference of the speed ratio): "
+                   "adds a steering section to the report.")
+@click.option("--steer-from", "steer_from", metavar="NAME=VALUE",
+              help="Steer from the windows of the split's clips with this label (e.g. content=walk).")
+@click.option("--guidance", default=0.0, show_default=True, type=float,
+              help="Classifier-free guidance scale of the steering rollouts.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False))
-def eval_model(model, data, split, horizon, stride, out, pred, device, cache_dir) -> None:
+def eval_model(model, data, split, horizon, stride, out, pred, steer, steer_from, guidance, device,
+               cache_dir) -> None:
     """Evaluate a model: single-step and rollout errors against zero- and constant-velocity baselines."""
     from .evaluate import run
 
+    sets = [_labels(item.split(",")) for item in steer]
+    origin = _labels([steer_from]) if steer_from else None
     report = run(model, data, split=split, horizon=horizon, stride=stride, out=out, pred=pred,
-                 cache_dir=cache_dir, device=device)
+                 cache_dir=cache_dir, device=device, steer=sets, steer_from=origin, guidance=guidance)
     series = report["horizon"]["series"]
     for h in sorted({1, min(12, horizon), min(30, horizon), horizon}):
         cells = ", ".join(f"{k} {v[h - 1]:.1f}" for k, v in series.items())
@@ -108,6 +118,9 @@ def eval_model(model, data, split, horizon, stride, out, pred, device, cache_dir
     ss = report["single_step"]
     click.echo(f"single step: residual R2 {ss['residual_r2']:.3f}, MPJPE {ss['mpjpe_mm']:.1f} mm; "
                f"{report['windows']} windows from {report['clips']} clips, {len(report['skipped'])} skipped")
+    for key, row in report.get("steering", {}).get("rollouts", {}).items():
+        click.echo(f"steering {key}: speed {row['speed']:.2f} m/s ({row['ratio']:.2f}x), "
+                   f"forward {row['forward']:+.2f} m/s over {row['windows']} windows")
 
 
 @click.command("generate")

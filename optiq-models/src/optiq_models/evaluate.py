@@ -476,16 +476,32 @@ def write_predictions(loaded: Loaded, source: D.Source, names: Sequence[str], ou
 
 def run(model: str | os.PathLike, data: Any, *, split: str = "test", horizon: int = 60, stride: int = 10,
         out: str | os.PathLike | None = None, pred: str | os.PathLike | None = None,
-        cache_dir: str | os.PathLike | None = None, device: str = "cpu") -> dict[str, Any]:
-    """``optiq eval model``: evaluate, write the report (``out``) and the continuous rollouts (``pred``)."""
+        cache_dir: str | os.PathLike | None = None, device: str = "cpu",
+        steer: Sequence[Mapping[str, str]] = (), steer_from: Mapping[str, str] | None = None,
+        guidance: float = 0.0) -> dict[str, Any]:
+    """``optiq eval model``: evaluate, write the report (``out``) and the continuous rollouts (``pred``).
+    steer: label sets for a ``steering`` section (:func:`steering` over the split's clips, or those of them
+    whose labels include ``steer_from``), with ``guidance``."""
     for path in (out, pred):
         if path is not None:
             check_output_path(path)
     loaded = load_model(model, device)
+    for labels in steer:
+        loaded.model.vocab.encode(labels, strict=True)  # a typo fails before the work
     source = D.open_source(data, cache_dir=cache_dir)
     try:
         report = evaluate(loaded, source, split=split, horizon=horizon, stride=stride, cache_dir=cache_dir,
                           model_path=model)
+        if steer:
+            names = clips_of(source, loaded, split)
+            if steer_from:
+                names = [n for n in names if all(source.labels[n].get(k) == v for k, v in steer_from.items())]
+                if not names:
+                    raise OptiqError(f"no clip of the {split} split has the labels {dict(steer_from)} to steer from",
+                                     source.path)
+            report["steering"] = {"from": dict(steer_from or {}), "guidance": guidance, "horizon": horizon,
+                                  "rollouts": steering(loaded, source, names, list(steer), horizon=horizon,
+                                                       stride=stride, guidance=guidance, cache_dir=cache_dir)}
         if out is not None:
             write_report(report, out)
         if pred is not None:

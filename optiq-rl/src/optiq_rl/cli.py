@@ -140,3 +140,114 @@ def describe(char) -> dict:
 def _summary(char) -> str:
     m = char.model()
     return (f"{len(char.joint_names)} joints, {m.nu} motors, {m.body_mass.sum():.1f} kg, nq {m.nq}, nv {m.nv}")
+
+
+# --- training, evaluation, export (train.py, evaluate.py, export.py) -------------------------------------------
+@click.command("rl", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--env", "env_id", help="Gymnasium id: optiq/Track-v0, optiq/Locomotion-v0, Humanoid-v5, ...")
+@click.option("--config", metavar="FILE|NAME",
+              help="YAML config: a file, or a shipped one by name (ppo_humanoid, track_deepmimic_walk, ...).")
+@click.option("--reference", help="Track-v0: the reference to track (a clip file or a reference dataset).")
+@click.option("--clip", "clips", multiple=True, help="Track-v0: a clip of the reference dataset; repeat.")
+@click.option("--character", "char_name", help="optiq envs: the character (deepmimic, body.xml, ...).")
+@click.option("--total-steps", type=click.IntRange(min=1), help="Env steps of the whole run (all envs).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The policy file (.zip).")
+@click.option("--algo", type=click.Choice(["ppo", "sac"]), help="Algorithm (default ppo).")
+@click.option("--seed", type=int, help="Seed of envs, networks and sampling.")
+@click.option("--n-envs", type=click.IntRange(min=1), help="Envs stepped in parallel.")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --out (step count kept).")
+@click.pass_context
+def train_rl(ctx: click.Context, env_id, config, reference, clips, char_name, total_steps, out, algo, seed, n_envs,
+             resume) -> None:
+    """Train a policy with Stable-Baselines3 (PPO or SAC). Any config key can follow as --KEY VALUE (e.g.
+    --algo_kwargs.learning_rate 1e-4, --env_kwargs.control pd); an unknown key is an error naming it."""
+    from .train import load_config, summary_line, train
+
+    named = {"env": env_id, "algo": algo, "seed": seed, "n_envs": n_envs, "total_steps": total_steps}
+    cfg = load_config(config, parse_overrides(ctx.args))
+    cfg = cfg.updated({k: v for k, v in named.items() if v is not None}, "command line")
+    env_kwargs = {"reference": reference, "clips": list(clips) or None, "character": char_name}
+    cfg = cfg.updated({f"env_kwargs.{k}": v for k, v in env_kwargs.items() if v is not None}, "command line")
+    result = train(cfg, out, resume=resume, progress=_progress(ctx))
+    click.echo(summary_line(result))
+
+
+@click.command("rl")
+@click.option("--policy", required=True, type=click.Path(dir_okay=False), help="A policy file of optiq train rl.")
+@click.option("--env", "env_id", help="Run it in this env instead of its own (same observation and action shape).")
+@click.option("--episodes", default=20, show_default=True, type=click.IntRange(min=1), help="Episodes to run.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the first episode (then +1, ...).")
+@click.option("--stochastic", is_flag=True, help="Sample actions (default: the deterministic action).")
+@click.option("--baseline", is_flag=True, help="Also run the zero action (PD held at the reference) as a peer.")
+@click.option("--curve", "curves", multiple=True, type=click.Path(dir_okay=False),
+              help="Policy files (other seeds) whose training curves join the learning-curve section; repeat. "
+                   "Default: the policy's own.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Report JSON (docs/viz.md, version 2).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_rl(policy, env_id, episodes, seed, stochastic, baseline, curves, out, as_json) -> None:
+    """Evaluate a policy: return, episode length, falls; tracking (PHC/UHC protocol): success, global and
+    root-relative MPJPE, acceleration error; locomotion: velocity error, energy."""
+    from .evaluate import evaluate
+
+    report = evaluate(policy, env=env_id, episodes=episodes, seed=seed, deterministic=not stochastic,
+                      baseline=baseline, curves=list(curves) or None, out=out)
+    if as_json:
+        click.echo(json.dumps(report["rl"], indent=2))
+        return
+    for name, m in report["rl"]["policies"].items():
+        cells = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))
+        click.echo(f"{name}: {cells}")
+    if out:
+        click.echo(f"{out}: report version {report['version']}")
+
+
+@rl.command("export")
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True,
+              help="ONNX (.onnx, checked with onnxruntime) or TorchScript (.pt).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output file (.onnx or .pt).")
+def export_cmd(policy: str, fmt: str, out: str) -> None:
+    """Export the deterministic actor of POLICY with its observation normalisation folded in: ``action =
+    f(raw observation [B, D])``, no SB3 needed. Checked against SB3's predict before it is written (1e-5)."""
+    from .export import export_policy
+
+    result = export_policy(policy, out, fmt)
+    click.echo(f"{out}: {fmt} actor [B, {result['observation_dim']}] -> [B, {result['action_dim']}]; max |export - "
+               f"SB3| = {result['max_diff']:.2g}; {result['latency_us']:.0f} us per step (batch 1, CPU)")
+
+
+def _progress(ctx: click.Context) -> bool:
+    return not (ctx.find_root().obj or {}).get("quiet", False)
+
+
+def parse_overrides(args) -> list[str]:
+    """Extra command-line words as ``key=value`` overrides: ``--total_steps 1e6``, ``--algo_kwargs.gamma=0.95``,
+    ``key=value``; a ``--flag`` followed by another option or nothing means ``flag=true``."""
+    from optiq.errors import OptiqError
+
+    out, args, i = [], list(args), 0
+    while i < len(args):
+        word = args[i]
+        if word.startswith("--"):
+            key = word[2:]
+            if "=" in key:
+                out.append(key)
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                out.append(f"{key}={args[i + 1]}")
+                i += 1
+            else:
+                out.append(f"{key}=true")
+        elif "=" in word:
+            out.append(word)
+        else:
+            raise OptiqError(f"unexpected argument {word!r}: config overrides are --key VALUE or key=value")
+        i += 1
+    return out
+
+
+def add_commands(cli: click.Group) -> None:
+    """Attach ``optiq train rl`` and ``optiq eval rl`` to the shared groups of ``cli``."""
+    from optiq.cli.groups import shared_group
+
+    shared_group(cli, "train").add_command(train_rl)
+    shared_group(cli, "eval").add_command(eval_rl)

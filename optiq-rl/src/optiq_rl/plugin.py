@@ -1,5 +1,6 @@
-"""Hook implementations only: the built-in characters (adapters of kind ``character``) as lazy "module:attr"
-targets, and the ``optiq rl`` command group. Importing this module imports neither mujoco nor torch."""
+"""Hook implementations only: the built-in characters (adapters of kind ``character``) and the envs as lazy
+"module:attr" targets, the MuJoCo video renderer, and the commands (``optiq rl``, ``optiq train rl``,
+``optiq eval rl``). Importing this module imports neither mujoco nor torch."""
 
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ def optiq_register_adapters(register):
 
 
 @optiq.hookimpl
+def optiq_register_renderers(register):
+    register("mujoco", "optiq_rl.render:render_policy", suffixes=(".mp4",), inputs=("policy",),
+             description="MP4 of a policy acting, drawn by MuJoCo's offscreen renderer (EGL/OSMesa), camera "
+                         "following the character, the reference as a ghost; optiq viz video --policy")
+
+
+@optiq.hookimpl
 def optiq_register_commands(cli):
-    from optiq_rl.cli import rl
+    from optiq_rl.cli import add_commands, rl
 
     cli.add_command(rl)
+    add_commands(cli)

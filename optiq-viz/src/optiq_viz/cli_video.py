@@ -13,8 +13,15 @@ from optiq.cli.params import FPS, Degrees
 
 
 @click.command("video")
-@click.option("--in", "--dataset", "source", required=True, type=click.Path(path_type=Path),
+@click.option("--in", "--dataset", "source", type=click.Path(path_type=Path),
               help="A dataset (.parquet, .h5) or a motion file (any loader: .bvh, .fbx, ...).")
+@click.option("--policy", type=click.Path(path_type=Path, dir_okay=False),
+              help="Instead of --in: a policy file (optiq train rl) acting in its env, drawn by the renderer "
+                   "registered for policies (optiq-rl's MuJoCo renderer).")
+@click.option("--env", "env_id", help="With --policy: run it in this env instead of its own.")
+@click.option("--episodes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="With --policy: episodes, one after the other.")
+@click.option("--steps", type=click.IntRange(min=1), help="With --policy: at most this many steps per episode.")
 @click.option("--clip", "clip_names", multiple=True,
               help="Clip to draw (default: the first); repeat to overlay several clips in one view.")
 @click.option("--pred", type=click.Path(path_type=Path),
@@ -31,12 +38,14 @@ from optiq.cli.params import FPS, Degrees
 @click.option("--elevation", type=Degrees(-85.0, 85.0), default=20.0, show_default=True,
               help="Camera elevation in degrees, -85 to 85.")
 @click.pass_context
-def video_cmd(ctx: click.Context, source: Path, clip_names: tuple[str, ...], pred: Path | None, out: Path,
-              fps: float | None, size: str, camera: str, layout: str, azimuth: float | None, elevation: float) -> None:
+def video_cmd(ctx: click.Context, source: Path | None, policy: Path | None, env_id: str | None, episodes: int,
+              steps: int | None, clip_names: tuple[str, ...], pred: Path | None, out: Path, fps: float | None,
+              size: str, camera: str, layout: str, azimuth: float | None, elevation: float) -> None:
     """Write a frame-exact H.264 MP4 of clips: N frames at F fps give exactly N frames at F fps.
 
     Clips are drawn in blue, orange, green, ... in order; a prediction comes right after the first clip
-    (orange). Several clips share one camera.
+    (orange). Several clips share one camera. With --policy instead of --in: the policy acting in its env, one
+    frame per control step at the control rate (the renderer registered for policies draws it).
     """
     from optiq.atomic import check_output_path
 
@@ -44,15 +53,36 @@ def video_cmd(ctx: click.Context, source: Path, clip_names: tuple[str, ...], pre
     from .inputs import load_clips, load_prediction
     from .video import VIDEO_SUFFIXES, parse_size, render_video
 
+    if (source is None) == (policy is None):
+        raise click.UsageError("give one of --in FILE or --policy POLICY")
+    quiet = (ctx.find_root().obj or {}).get("quiet", True)
+    if policy is not None:
+        video = _policy_video(policy, out, env_id, episodes, steps, parse_size(size), progress=not quiet)
+        click.echo(f"wrote {video.path}: {video.frames} frames at {video.fps} fps ({float(video.fps):g}), "
+                   f"{video.width}x{video.height}; {policy.name}")
+        return
+
     inputs = [p for p in (source, pred) if p is not None]
     check_output_path(out, suffixes=VIDEO_SUFFIXES, inputs=inputs)
     width_height = parse_size(size)
     clips = load_clips(source, clip_names, note=echo_note)
     if pred is not None:
         clips.insert(1, load_prediction(pred, clips[0]))
-    quiet = (ctx.find_root().obj or {}).get("quiet", True)
     video = render_video(clips, out, size=width_height, camera=camera, layout=layout, fps=fps, azimuth=azimuth,
                          elevation=elevation, progress=not quiet, inputs=inputs)
     names = ", ".join(c.name for c in clips)
     click.echo(f"wrote {video.path}: {video.frames} frames at {video.fps} fps ({float(video.fps):g}), "
                f"{video.width}x{video.height}; {names}")
+
+
+def _policy_video(policy: Path, out: Path, env_id: str | None, episodes: int, steps: int | None,
+                  size: tuple[int, int], progress: bool):
+    """The video of a policy by the renderer registered with ``inputs=("policy",)`` (optiq-rl's ``mujoco``)."""
+    from optiq import OptiqError
+    from optiq.plugins import registry
+
+    found = registry("renderer").find(lambda c: "policy" in (c.meta.get("inputs") or ()))
+    if not found:
+        raise OptiqError('--policy needs a renderer of policies: pip install "optiq[rl]" (optiq-rl)')
+    render = found[0].load()
+    return render(policy, out, env=env_id, episodes=episodes, max_steps=steps, size=size, progress=progress)

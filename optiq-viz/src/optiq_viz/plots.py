@@ -2,8 +2,10 @@
 joint-angle curves and frame-label timelines; written as HTML or, with kaleido and Chromium, PNG.
 
 The report is a JSON object of named series (docs/viz.md, "Evaluation report"):
-``{"version": 1, "horizon": {"steps": [...], "series": {name: [...]}, "std": {name: [...]}},
-"per_joint": {"joints": [...], "series": {...}, "std": {...}}}``.
+``{"version": 2, "horizon": {"steps": [...], "series": {name: [...]}, "std": {name: [...]}},
+"per_joint": {"joints": [...], "series": {...}, "std": {...}}, "curves": {"steps": [...], "series": {...},
+"std": {...}}}``. Version 2 adds ``curves`` (learning curves: env steps on x, mean and spread over seeds);
+version 1 reports are still read.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from optiq import Clip, OptiqError, ParseError, quat
 from optiq.atomic import atomic_path, atomic_text, check_output_path
 from plotly.subplots import make_subplots
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+#: Report versions read: 1 (horizon, per_joint) and 2 (and curves).
+READ_VERSIONS = (1, 2)
+#: Sections of a report and the key of their x axis.
+SECTIONS = {"horizon": "steps", "per_joint": "joints", "curves": "steps"}
 # plotly's D3 palette: series, clips and label values take their colours from it in order.
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f")
@@ -51,23 +57,28 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_report(report: Mapping[str, Any], source: str | os.PathLike | None = None) -> dict[str, Any]:
-    """A checked copy of a report: ``{"version", "title", "horizon"?, "per_joint"?}``.
+    """A checked copy of a report: ``{"version", "title", "horizon"?, "per_joint"?, "curves"?}``.
 
     ``horizon``: ``steps [S]`` float64, ``unit``, ``metric``, ``series`` and ``std``: ``name -> [S]`` float64
     (``null`` becomes NaN, a gap). ``per_joint``: ``joints`` (names), ``metric``, ``series``/``std`` ``[J]``.
+    ``curves`` (version 2): like ``horizon``, ``steps`` the env steps of training, ``series`` the mean over
+    runs and ``std`` their spread. Other keys (``rl``: the metrics of a policy) are kept as they are.
     A wrong shape or type raises ParseError naming ``source`` and the key.
     """
     if not isinstance(report, Mapping):
         raise ParseError("expected a JSON object with a 'version' key", source)
-    if report.get("version") != REPORT_VERSION:
-        raise ParseError(f"unsupported report version {report.get('version')!r}; expected {REPORT_VERSION}", source,
-                         "key 'version'")
-    out: dict[str, Any] = {"version": REPORT_VERSION, "title": str(report.get("title") or "")}
-    for section, axis in (("horizon", "steps"), ("per_joint", "joints")):
+    version = report.get("version")
+    if version not in READ_VERSIONS or isinstance(version, bool):
+        raise ParseError(f"unsupported report version {version!r}; expected "
+                         f"{' or '.join(map(str, READ_VERSIONS))}", source, "key 'version'")
+    out: dict[str, Any] = {**{k: v for k, v in report.items() if k not in SECTIONS}, "version": version,
+                           "title": str(report.get("title") or "")}
+    sections = [s for s in SECTIONS if version >= 2 or s != "curves"]
+    for section in sections:
         if section in report:
-            out[section] = _check_section(report[section], section, axis, source)
-    if "horizon" not in out and "per_joint" not in out:
-        raise ParseError("expected a 'horizon' or a 'per_joint' section", source)
+            out[section] = _check_section(report[section], section, SECTIONS[section], source)
+    if not any(s in out for s in sections):
+        raise ParseError(f"expected a {' or a '.join(repr(s) for s in sections)} section", source)
     return out
 
 
@@ -123,8 +134,9 @@ def plot_errors(report: Mapping[str, Any]) -> go.Figure:
     """Error against rollout horizon (one line per series) and per-joint errors (grouped bars), with the
     ``std`` of a series as error bars; one row per section present in ``report`` (checked with check_report)."""
     report = check_report(report)
-    sections = [s for s in ("horizon", "per_joint") if s in report]
-    titles = {"horizon": "error against rollout horizon", "per_joint": "error per joint"}
+    sections = [s for s in SECTIONS if s in report]
+    titles = {"horizon": "error against rollout horizon", "per_joint": "error per joint",
+              "curves": "learning curve (mean and spread over runs)"}
     fig = make_subplots(rows=len(sections), cols=1, subplot_titles=[titles[s] for s in sections],
                         vertical_spacing=0.18)
     shown: set[str] = set()
@@ -135,18 +147,36 @@ def plot_errors(report: Mapping[str, Any]) -> go.Figure:
             color = PALETTE[names.index(name) % len(PALETTE)]
             err = dict(type="data", array=sec["std"][name], visible=True) if name in sec["std"] else None
             common = dict(name=name, legendgroup=name, showlegend=name not in shown, error_y=err)
-            if section == "horizon":
+            if section == "curves":
+                _add_band(fig, sec["steps"], values, sec["std"].get(name), color, name, row)
+                fig.add_trace(go.Scatter(x=sec["steps"], y=values, mode="lines", line=dict(color=color),
+                                         name=name, legendgroup=name, showlegend=name not in shown),
+                              row=row, col=1)
+            elif section == "horizon":
                 fig.add_trace(go.Scatter(x=sec["steps"], y=values, mode="lines+markers", line=dict(color=color),
                                          **common), row=row, col=1)
             else:
                 fig.add_trace(go.Bar(x=list(sec["joints"]), y=values, marker_color=color, **common), row=row, col=1)
             shown.add(name)
-        xtitle = f"rollout horizon ({sec['unit']})" if section == "horizon" else "joint"
+        xtitle = {"horizon": f"rollout horizon ({sec['unit']})", "per_joint": "joint", "curves": sec["unit"]}[section]
         fig.update_xaxes(title_text=xtitle, row=row, col=1)
-        fig.update_yaxes(title_text=sec["metric"], rangemode="tozero", row=row, col=1)
+        fig.update_yaxes(title_text=sec["metric"], rangemode="normal" if section == "curves" else "tozero", row=row,
+                         col=1)
     fig.update_layout(template=TEMPLATE, title=report.get("title") or None, barmode="group",
                       height=360 * len(sections) + 80)
     return fig
+
+
+def _add_band(fig: go.Figure, x: np.ndarray, mean: np.ndarray, std: np.ndarray | None, color: str, name: str,
+              row: int) -> None:
+    """The spread ``mean +- std`` as a translucent band under a curve (nothing without ``std``)."""
+    if std is None:
+        return
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    xs = np.concatenate([x, x[::-1]])
+    ys = np.concatenate([mean + std, (mean - std)[::-1]])
+    fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", fillcolor=f"rgba({r},{g},{b},0.2)", line=dict(width=0),
+                             hoverinfo="skip", legendgroup=name, showlegend=False), row=row, col=1)
 
 
 # --- joint angles --------------------------------------------------------------------------------------------

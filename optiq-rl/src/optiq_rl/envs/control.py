@@ -32,7 +32,8 @@ class Controller:
     """Drives ``char``'s actuators on ``model`` (a copy of ``char.model()`` with the env's physics step).
 
     mode: one of ``CONTROL_MODES``. gain_scale: multiplies kp and kd (tests use it for stiff gains).
-    clip_torques: clip to ``char.torque_limits`` (always on in the envs).
+    clip_torques: clip to ``char.torque_limits`` (always on in the envs; MuJoCo also clamps a motor's ctrl to its
+    ``ctrlrange`` when the model limits it).
     """
 
     def __init__(self, char: Character, model, mode: str = "pd", gain_scale: float = 1.0,

@@ -23,10 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import gymnasium as gym
+import mujoco
 import numpy as np
-from optiq.features import _turn, _wrap, _yaw
+from optiq.features import _wrap, _yaw
 
 from .control import ActionMap
+from .observations import heading_turn
 from .reference import Reference, load_references
 from .sim import CharacterSim, EnvConfigError, SimConfig
 from .track import make_config
@@ -96,8 +98,6 @@ class LocomotionEnv(gym.Env):
             noise = self.np_random.uniform(-1.0, 1.0, m.nv) * self.config.init_noise
             noise[:6] = 0.0
             qpos = m.qpos0.copy()
-            import mujoco
-
             mujoco.mj_integratePos(m, qpos, noise, 1.0)
             qvel, prev = np.zeros(m.nv), None
         sim.set_state(qpos, qvel)
@@ -149,6 +149,6 @@ class LocomotionEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         body = self.sim.features.features(self._prev, self._body)
         yaw = _yaw(self._body.rot[0])
-        v = _turn(np.array([[*self.target_velocity, 0.0]]), np.array([np.cos(yaw)]), np.array([-np.sin(yaw)]))
+        v = heading_turn(yaw)[:2, :2] @ self.target_velocity  # [2] m/s in the heading frame
         rel = self.target_yaw - yaw
-        return np.concatenate((body, v[0, :2], [np.cos(rel), np.sin(rel)])).astype(np.float32)
+        return np.concatenate((body, v, [np.cos(rel), np.sin(rel)])).astype(np.float32)

@@ -39,7 +39,8 @@ from ..characters import Character
 class Preset:
     """Weights and scales ``k`` of the terms of a tracking reward, and the per-joint weights of its pose and
     velocity errors (joint name -> weight, absent joints 1), whether the root's rotation counts in ``pose``,
-    and the key bodies (joint names) of its end-effector term."""
+    and the key bodies (joint names) of its end-effector term: a character with none of them (another skeleton)
+    uses its end effectors, the joints without children."""
 
     weights: Mapping[str, float]
     scales: Mapping[str, float]
@@ -115,11 +116,10 @@ class TrackingReward:
             a = model.jnt_dofadr[j]
             self.joint_w[a:a + 3] = 0.0
             self.root_w[a:a + 3], self.root_w[a + 3:a + 6] = 1.0, 0.1
-        missing = [k for k in self.preset.key_bodies if k not in names]
         keys = [names.index(k) for k in self.preset.key_bodies if k in names]
-        if missing and not keys:
-            raise OptiqError(f"reward preset {preset_name!r}: character {char.name!r} has none of its key bodies "
-                             f"{', '.join(self.preset.key_bodies)}")
+        if not keys:  # another skeleton: its end effectors (joints without children: hands, feet, head)
+            parents = char.skeleton().parents
+            keys = [j for j in range(1, len(names)) if j not in set(parents.tolist())]
         self.keys = np.array(keys, dtype=int)
         self.weights = dict(self.preset.weights)
         self.com_terms = "com" in self.preset.weights  # DeepMimic's terms, else MimicKit's

@@ -169,12 +169,12 @@ class TrackEnv(gym.Env):
         body_error = float(np.sqrt(((pos - ref.pos[nxt]) ** 2).sum(-1)).max())
         fell = self.config.fall_termination and sim.fell()
         strayed = self.config.max_tracking_error is not None and body_error > self.config.max_tracking_error
-        unstable = sim.unstable()
+        unstable = bool(sim.unstable())
         terminated = bool(fell or strayed or unstable)
         truncated = bool(not terminated and (self.steps >= self.max_steps
                                              or (not ref.cyclic and nxt >= ref.num_frames - 1)))
         info = {"clip": ref.name, "frame": nxt, "body_error": body_error, "fell": bool(fell),
-                "strayed": bool(strayed), **{f"reward_{k}": v for k, v in rewards.items()},
+                "strayed": bool(strayed), "unstable": unstable, **{f"reward_{k}": v for k, v in rewards.items()},
                 **{f"error_{k}": v for k, v in errors.items()}}
         obs = self._observation() if not unstable else np.zeros(self.observation_space.shape, np.float32)
         return obs, (0.0 if unstable else reward), terminated, truncated, info

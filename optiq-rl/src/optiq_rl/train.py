@@ -1,0 +1,640 @@
+"""Training with Stable-Baselines3: ``train(config, out)`` and the policy file it writes.
+
+What happens, in order: build ``n_envs`` copies of the env (``make_vec_env``: each wrapped in SB3's ``Monitor``,
+in a ``DummyVecEnv`` or ``SubprocVecEnv``), wrap them in ``VecNormalize`` (running mean and variance of the
+observations, scaled returns), build PPO or SAC with the policy of ``policy_kwargs(config)`` (the one place that
+decides the network: issue 11 extends it), learn, and write the policy file atomically. Every
+``checkpoint_interval`` env steps the whole state goes to ``<out stem>.checkpoint.zip`` (atomically), so
+``resume=True`` continues a stopped run with its step count, optimiser and normalisation statistics.
+
+The policy file is SB3's own zip (``PPO.load`` reads it) with one more member, ``optiq.json``: the env id and its
+settings (character, reference as an absolute path), the algorithm, the config, the env steps done and the
+VecNormalize statistics as plain numbers (no pickle), so evaluation, video and export need nothing else.
+
+After every rollout a line goes to ``<out stem>.progress.jsonl``: env steps, the mean return and length of the
+episodes finished since the last line, episodes, env steps/s. These are the learning curves of ``optiq eval rl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+import types
+import typing
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from optiq.atomic import atomic_path, check_output_path
+from optiq.errors import OptiqError
+from stable_baselines3.common.callbacks import BaseCallback
+
+CONFIGS = Path(__file__).parent / "configs"
+POLICY_FORMAT = 1
+ALGOS = ("ppo", "sac")
+
+
+class ConfigError(OptiqError):
+    """A training configuration key that does not exist or has a value of the wrong type."""
+
+
+class PolicyError(OptiqError):
+    """A policy file that is not one, or does not fit the env it is run in."""
+
+
+@dataclass
+class RLConfig:
+    """Every setting of a run, once, with its default; a YAML file sets any of them and the command line
+    overrides any of them (``total_steps=1e6``, ``algo_kwargs.learning_rate=1e-4``, ``env_kwargs.control=pd``)."""
+
+    env: str = "Humanoid-v5"                 # Gymnasium id (optiq/Track-v0, optiq/Locomotion-v0, Humanoid-v5, ...)
+    env_kwargs: dict = field(default_factory=dict)  # keyword arguments of gymnasium.make (the env's settings)
+    algo: str = "ppo"                        # ppo | sac
+    algo_kwargs: dict = field(default_factory=dict)  # keyword arguments of SB3's PPO / SAC (learning_rate, ...)
+    policy: dict = field(default_factory=dict)  # net_arch ([256, 256] or {pi: [...], vf: [...]}), activation, ...
+    total_steps: int = 100_000               # env steps of the whole run (all envs together)
+    n_envs: int = 1                          # envs stepped in parallel
+    vec_env: str = "dummy"                   # dummy | subproc (docs/rl.md: measured; dummy is faster on 2 cores)
+    seed: int = 0                            # seeds the envs (env i: seed + i), the networks and the sampling
+    normalize_obs: bool = True               # VecNormalize: observations to zero mean, unit variance
+    normalize_reward: bool = True            # VecNormalize: rewards scaled by the std of the discounted return
+    clip_obs: float = 10.0                   # normalised observations are clipped to +-clip_obs
+    clip_reward: float = 10.0                # normalised rewards are clipped to +-clip_reward
+    checkpoint_interval: int = 50_000        # env steps between resume checkpoints (0: only at the end)
+    tensorboard: bool = True                 # SB3's TensorBoard logs in <out stem>.tb/ (when tensorboard is installed)
+    device: str = "cpu"                      # torch device of the networks (cpu is fastest for MLP policies)
+    torch_threads: int = 1                   # torch CPU threads (1: a batch-1 forward pass is 25x slower with 2
+                                             # threads on a busy 2-core machine; measured, docs/rl.md)
+    track: str | None = None                 # mlflow: log the config, the curve and the policy to MLflow
+    track_uri: str | None = None             # MLflow tracking URI (default: sqlite file mlflow.db beside the policy)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def updated(self, values: Mapping[str, Any], where: str = "config") -> RLConfig:
+        """A copy with ``values`` set: ``{"total_steps": 1000, "algo_kwargs.n_steps": 256, "env_kwargs": {...}}``."""
+        cfg = dataclasses.replace(self, env_kwargs=dict(self.env_kwargs), algo_kwargs=dict(self.algo_kwargs),
+                                  policy=dict(self.policy))
+        hints = typing.get_type_hints(RLConfig)
+        for key, value in values.items():
+            key = str(key).replace("-", "_")
+            head, dot, rest = key.partition(".")
+            if dot and hints.get(head) is dict:
+                getattr(cfg, head)[rest] = _number(value)
+                continue
+            if key not in hints:
+                raise ConfigError(f"{where}: unknown key {key!r}; keys: {', '.join(hints)}")
+            value = _checked(key, value, hints[key], where)
+            setattr(cfg, key, {k: _number(v) for k, v in value.items()} if isinstance(value, dict) else value)
+        return cfg
+
+    def check(self) -> RLConfig:
+        """Values in range, else ConfigError naming the key."""
+        if self.algo not in ALGOS:
+            raise ConfigError(f"key 'algo' must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        if self.vec_env not in ("dummy", "subproc"):
+            raise ConfigError(f"key 'vec_env' must be dummy or subproc, got {self.vec_env!r}")
+        for key in ("total_steps", "n_envs", "torch_threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"key {key!r} must be at least 1, got {getattr(self, key)}")
+        if self.checkpoint_interval < 0:
+            raise ConfigError(f"key 'checkpoint_interval' must be >= 0, got {self.checkpoint_interval}")
+        if self.track not in (None, "mlflow"):
+            raise ConfigError(f"key 'track' must be mlflow or null, got {self.track!r}")
+        return self
+
+
+def _checked(key: str, value: Any, hint: Any, where: str) -> Any:
+    """``value`` as type ``hint`` (an int for a float, ``1e6`` for an int when whole), else ConfigError."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        if t in (int, float) and isinstance(value, str):  # YAML 1.1 reads 1e6 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                continue
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        if t is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if t in (int, str, bool, dict) and isinstance(value, t) and not (t is int and isinstance(value, bool)):
+            return value
+    names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+    raise ConfigError(f"{where}: key {key!r} must be {names}, got {value!r}")
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-5`` (no dot) as text: such a text as a float, anything else as it is."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    return value
+
+
+def config_path(name: str | os.PathLike) -> Path:
+    """A config file: a path, or the name of a shipped one (``ppo_humanoid``, ``track_deepmimic_walk``)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    shipped = CONFIGS / f"{p.name.removesuffix('.yaml').removesuffix('.yml')}.yaml"
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(q.stem for q in CONFIGS.glob("*.yaml")))
+    raise ConfigError(f"no config file {str(name)!r}; shipped configs: {known}")
+
+
+def load_config(name: str | os.PathLike | None = None,
+                overrides: Mapping[str, Any] | Sequence[str] = ()) -> RLConfig:
+    """The config of a YAML file (a path or a shipped name; None: defaults) with ``overrides`` applied (a mapping,
+    or ``key=value`` strings whose values are read as YAML: ``total_steps=2e6``, ``policy.net_arch=[64,64]``)."""
+    import yaml
+
+    cfg = RLConfig()
+    if name is not None:
+        path = config_path(name)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {' '.join(str(exc).split())}", path) from None
+        if not isinstance(values, Mapping):
+            raise ConfigError("expected a mapping of keys to values", path)
+        cfg = cfg.updated(values, str(path))
+    if not isinstance(overrides, Mapping):
+        parsed = {}
+        for item in overrides:
+            key, sep, text = str(item).partition("=")
+            if not sep or not key:
+                raise ConfigError(f"override {item!r}: expected key=value")
+            parsed[key.strip().lstrip("-")] = _number(yaml.safe_load(text)) if text.strip() else None
+        overrides = parsed
+    return cfg.updated(overrides, "command line")
+
+
+# --- envs ------------------------------------------------------------------------------------------------------
+def env_settings(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The env's settings as the policy file stores them: a reference given as a path becomes absolute, so the
+    policy still finds it from another folder."""
+    out = dict(env_kwargs or {})
+    ref = out.get("reference")
+    if isinstance(ref, (str, os.PathLike)):
+        out["reference"] = os.path.abspath(ref)
+    elif isinstance(ref, (list, tuple)):
+        out["reference"] = [os.path.abspath(r) if isinstance(r, (str, os.PathLike)) else r for r in ref]
+    return out
+
+
+def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, render_mode: str | None = None):
+    """One env by Gymnasium id (the optiq ids registered first); a bad id or setting is one OptiqError line."""
+    import gymnasium as gym
+
+    from .envs import register_envs
+
+    register_envs()
+    try:
+        return gym.make(env_id, render_mode=render_mode, **dict(env_kwargs or {}))
+    except OptiqError:
+        raise
+    except gym.error.Error as exc:
+        raise ConfigError(f"env {env_id!r}: {exc}") from None
+    except TypeError as exc:  # an unknown keyword of a plain Gymnasium env
+        raise ConfigError(f"env {env_id!r}: {exc}") from None
+
+
+class _EnvFactory:
+    """A picklable env constructor (SubprocVecEnv sends it to its workers, which register the optiq ids)."""
+
+    def __init__(self, env_id: str, env_kwargs: Mapping[str, Any]):
+        self.env_id, self.env_kwargs = env_id, dict(env_kwargs)
+
+    def __call__(self):
+        return make_env(self.env_id, self.env_kwargs)
+
+
+def make_vec_env(cfg: RLConfig, n_envs: int | None = None, seed: int | None = None):
+    """``n_envs`` envs of ``cfg`` (each in a Monitor, env i seeded ``seed + i``) in a Dummy- or SubprocVecEnv."""
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    n = n_envs or cfg.n_envs
+    make_env(cfg.env, cfg.env_kwargs).close()  # a bad id or setting fails here, once, not in n workers
+    cls = SubprocVecEnv if cfg.vec_env == "subproc" and n > 1 else DummyVecEnv
+    kwargs = {"start_method": "forkserver"} if cls is SubprocVecEnv else None
+    return sb3_make_vec_env(_EnvFactory(cfg.env, cfg.env_kwargs), n_envs=n, seed=cfg.seed if seed is None else seed,
+                            vec_env_cls=cls, vec_env_kwargs=kwargs)
+
+
+def normalize(venv, cfg: RLConfig, stats: Mapping[str, Any] | None = None, training: bool = True):
+    """``venv`` in a VecNormalize of ``cfg`` (with the stored ``stats`` when given)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    gamma = float(cfg.algo_kwargs.get("gamma", 0.99))
+    vn = VecNormalize(venv, training=training, norm_obs=cfg.normalize_obs, norm_reward=cfg.normalize_reward,
+                      clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward, gamma=gamma)
+    if stats:
+        set_norm_stats(vn, stats)
+    return vn
+
+
+def norm_stats(vn) -> dict[str, Any]:
+    """VecNormalize's statistics as JSON numbers: observation mean, var and count, return var and count, clip,
+    epsilon."""
+    return {"obs_mean": vn.obs_rms.mean.tolist(), "obs_var": vn.obs_rms.var.tolist(), "obs_count": vn.obs_rms.count,
+            "ret_mean": float(vn.ret_rms.mean), "ret_var": float(vn.ret_rms.var), "ret_count": vn.ret_rms.count,
+            "norm_obs": bool(vn.norm_obs), "norm_reward": bool(vn.norm_reward), "clip_obs": float(vn.clip_obs),
+            "clip_reward": float(vn.clip_reward), "epsilon": float(vn.epsilon), "gamma": float(vn.gamma)}
+
+
+def set_norm_stats(vn, stats: Mapping[str, Any]) -> None:
+    """Put stored statistics (``norm_stats``) into VecNormalize ``vn``."""
+    vn.obs_rms.mean = np.asarray(stats["obs_mean"], dtype=np.float64)
+    vn.obs_rms.var = np.asarray(stats["obs_var"], dtype=np.float64)
+    vn.obs_rms.count = float(stats["obs_count"])
+    vn.ret_rms.mean = np.float64(stats["ret_mean"])
+    vn.ret_rms.var = np.float64(stats["ret_var"])
+    vn.ret_rms.count = float(stats["ret_count"])
+
+
+def normalize_observation(obs: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
+    """``obs [..., D]`` as VecNormalize feeds it to the policy: ``clip((obs - mean) / sqrt(var + eps), +-clip)``."""
+    if not stats.get("norm_obs", True):
+        return np.asarray(obs, dtype=np.float32)
+    mean, var = np.asarray(stats["obs_mean"]), np.asarray(stats["obs_var"])
+    out = np.clip((obs - mean) / np.sqrt(var + stats["epsilon"]), -stats["clip_obs"], stats["clip_obs"])
+    return out.astype(np.float32)
+
+
+# --- the policy ------------------------------------------------------------------------------------------------
+ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "gelu": "GELU"}
+
+
+def policy_kwargs(cfg: RLConfig) -> dict[str, Any]:
+    """SB3's ``policy_kwargs`` from ``cfg.policy``: ``net_arch`` as SB3 takes it, ``activation`` by name, any other
+    key passed through (``log_std_init``, ``ortho_init``, ``features_extractor_class``, ...). The one place that
+    decides the network, so a pretrained features extractor plugs in here."""
+    import torch.nn as nn
+
+    out = dict(cfg.policy)
+    act = out.pop("activation", None)
+    if act is not None:
+        if act not in ACTIVATIONS:
+            raise ConfigError(f"key 'policy.activation' must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
+        out["activation_fn"] = getattr(nn, ACTIVATIONS[act])
+    return out
+
+
+def build_model(cfg: RLConfig, venv, tensorboard_log: str | None = None):
+    """A fresh PPO or SAC on ``venv`` with ``policy_kwargs(cfg)``; an unknown algorithm setting is one line."""
+    import inspect
+
+    cls = algo_class(cfg.algo)
+    known = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env"}
+    unknown = sorted(set(cfg.algo_kwargs) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cfg.algo} setting(s) {', '.join(f'algo_kwargs.{k}' for k in unknown)}; "
+                          f"settings: {', '.join(sorted(known))}")
+    return cls("MlpPolicy", venv, seed=cfg.seed, device=cfg.device, verbose=0, tensorboard_log=tensorboard_log,
+               policy_kwargs=policy_kwargs(cfg), **cfg.algo_kwargs)
+
+
+def algo_class(algo: str):
+    from stable_baselines3 import PPO, SAC
+
+    return {"ppo": PPO, "sac": SAC}[algo]
+
+
+# --- the policy file -------------------------------------------------------------------------------------------
+def beside(out: str | os.PathLike, suffix: str) -> Path:
+    """``run.zip`` -> ``run<suffix>`` (``.checkpoint.zip``, ``.progress.jsonl``, ``.tb``)."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".zip") + suffix)
+
+
+def save_policy(model, vn, cfg: RLConfig, path: str | os.PathLike, inputs: Sequence[str] = ()) -> Path:
+    """Write ``model`` with ``optiq.json`` (env, settings, config, steps, normalisation) atomically to ``path``."""
+    meta = {"format": POLICY_FORMAT, "env": cfg.env, "env_kwargs": cfg.env_kwargs, "algo": cfg.algo,
+            "character": cfg.env_kwargs.get("character"), "reference": cfg.env_kwargs.get("reference"),
+            "steps": int(model.num_timesteps), "config": cfg.to_json(), "normalize": norm_stats(vn),
+            "observation_dim": int(np.prod(model.observation_space.shape)),
+            "action_dim": int(np.prod(model.action_space.shape))}
+    with atomic_path(path, suffixes=(".zip",), inputs=inputs) as tmp:
+        with open(tmp, "wb") as fh:
+            model.save(fh)
+        with zipfile.ZipFile(tmp, "a") as z:
+            z.writestr("optiq.json", json.dumps(meta, default=_json_default))
+    return Path(path)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-able")
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``optiq.json`` of a policy file; PolicyError when the file is no policy file of optiq."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyError("no such policy file", path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            meta = json.loads(z.read("optiq.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError):
+        raise PolicyError("not a policy file of optiq train rl (a zip with optiq.json)", path) from None
+    if meta.get("format") != POLICY_FORMAT:
+        raise PolicyError(f"policy format {meta.get('format')!r} is unknown; expected {POLICY_FORMAT}", path,
+                          "optiq.json")
+    return meta
+
+
+@dataclass
+class Policy:
+    """A loaded policy: the SB3 model, its ``optiq.json`` (``meta``) and its config."""
+
+    model: Any
+    meta: dict[str, Any]
+    config: RLConfig
+    path: Path
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        """Raw observations ``[..., D]`` as the policy sees them (VecNormalize's, frozen)."""
+        return normalize_observation(obs, self.meta["normalize"])
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions ``[..., A]`` for raw observations ``[..., D]``."""
+        action, _ = self.model.predict(self.normalize(obs), deterministic=deterministic)
+        return action
+
+    def make_env(self, env: str | None = None, env_kwargs: Mapping[str, Any] | None = None,
+                 render_mode: str | None = None):
+        """The env the policy was trained on (or ``env`` with ``env_kwargs``), checked against its spaces."""
+        env_id = env or self.meta["env"]
+        kwargs = self.meta["env_kwargs"] if env is None or env == self.meta["env"] else {}
+        e = make_env(env_id, {**kwargs, **dict(env_kwargs or {})}, render_mode=render_mode)
+        self.check_env(e, env_id)
+        return e
+
+    def check_env(self, env, env_id: str) -> None:
+        """PolicyError when the env's observation or action shape is not the policy's."""
+        got = (env.observation_space.shape, env.action_space.shape)
+        want = (self.model.observation_space.shape, self.model.action_space.shape)
+        if got != want:
+            env.close()
+            raise PolicyError(f"trained on {self.meta['env']} (observation {want[0]}, action {want[1]}); env "
+                              f"{env_id} has observation {got[0]}, action {got[1]}", self.path)
+
+
+def load_policy(path: str | os.PathLike) -> Policy:
+    """A policy file of ``optiq train rl`` with its normalisation (``Policy.normalize``, ``Policy.act``)."""
+    meta = read_meta(path)
+    cfg = RLConfig().updated(meta["config"], f"{path}: optiq.json")
+    model = algo_class(meta["algo"]).load(path, device="cpu")
+    return Policy(model, meta, cfg, Path(path))
+
+
+# --- the run ---------------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What a run did: the policy file, env steps done (all envs), env steps/s of this run, and the curve
+    (``progress.jsonl`` rows of this run)."""
+
+    out: Path
+    steps: int
+    steps_per_second: float
+    curve: list[dict[str, float]]
+    model: Any = None
+
+
+def train(cfg: RLConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = False,
+          callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Train ``cfg`` and write the policy to ``out`` (a ``.zip``); ``resume=True`` continues from
+    ``<out stem>.checkpoint.zip`` (or ``out``) up to ``cfg.total_steps`` env steps in all."""
+    import torch
+
+    cfg.check()
+    out = check_output_path(out, suffixes=(".zip",))
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    ckpt = beside(out, ".checkpoint.zip")
+    cfg = dataclasses.replace(cfg, env_kwargs=env_settings(cfg.env, cfg.env_kwargs))
+    start = _resume_from(ckpt, out) if resume else None
+    venv = make_vec_env(cfg)
+    try:
+        tb = _tensorboard_dir(cfg, out)
+        if start is not None:
+            prev = read_meta(start)
+            vn = normalize(venv, cfg, prev["normalize"])
+            model = algo_class(cfg.algo).load(start, env=vn, device=cfg.device, tensorboard_log=tb)
+            _check_resume(model, prev, start)
+        else:
+            vn = normalize(venv, cfg)
+            model = build_model(cfg, vn, tb)
+        done = int(model.num_timesteps)
+        log = _ProgressLog(beside(out, ".progress.jsonl"), append=start is not None)
+        tracker = _MLflow(cfg, out) if cfg.track else None
+        from stable_baselines3.common.callbacks import CallbackList
+
+        cbs = [log, _Checkpoint(cfg, vn, ckpt), *callbacks]
+        if tracker is not None:
+            cbs.append(tracker.callback(log))
+        if progress:
+            cbs.append(_ProgressBar(cfg.total_steps, done))
+        t0 = time.perf_counter()
+        if cfg.total_steps > done:
+            model.learn(cfg.total_steps - done, callback=CallbackList(cbs), reset_num_timesteps=start is None,
+                        tb_log_name="run", progress_bar=False)
+        seconds = time.perf_counter() - t0
+        save_policy(model, vn, cfg, out)
+        if tracker is not None:
+            tracker.finish(out)
+        ran = int(model.num_timesteps) - done
+        return TrainResult(out, int(model.num_timesteps), ran / seconds if seconds > 0 else 0.0, log.rows, model)
+    finally:
+        venv.close()
+
+
+def _resume_from(ckpt: Path, out: Path) -> Path:
+    """The checkpoint or the policy beside ``out``, whichever has more env steps."""
+    found = [p for p in (ckpt, out) if p.is_file()]
+    if found:
+        return max(found, key=lambda p: read_meta(p)["steps"])
+    raise OptiqError(f"--resume: no checkpoint {ckpt.name} or policy {out.name} beside the output to resume from",
+                     out)
+
+
+def _check_resume(model, meta: Mapping[str, Any], path: Path) -> None:
+    if model.observation_space.shape != tuple(model.get_env().observation_space.shape):
+        raise PolicyError("the checkpoint's observation shape is not the env's", path)
+
+
+def _tensorboard_dir(cfg: RLConfig, out: Path) -> str | None:
+    if not cfg.tensorboard:
+        return None
+    try:
+        import tensorboard  # noqa: F401  (SB3 writes through torch's SummaryWriter, which needs it)
+    except ImportError:
+        return None
+    return str(beside(out, ".tb"))
+
+
+# --- callbacks -------------------------------------------------------------------------------------------------
+class _ProgressLog(BaseCallback):
+    """After every rollout: a ``progress.jsonl`` line (steps, return_mean, length_mean, episodes, steps_per_s)."""
+
+    def __init__(self, path: Path, append: bool):
+        super().__init__()
+        self.path, self.rows = path, []
+        if not append and path.exists():
+            path.unlink()
+        self._episodes: list[tuple[float, float]] = []
+        self._t = time.perf_counter()
+        self._steps0 = None
+
+    def _on_training_start(self) -> None:
+        self._steps0 = self.num_timesteps
+        self._t = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        # Monitor puts an "episode" entry in the info of the step that ends an episode.
+        for info in self.locals.get("infos", ()):
+            ep = info.get("episode")
+            if ep is not None:
+                self._episodes.append((float(ep["r"]), float(ep["l"])))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        eps = self._episodes
+        now = time.perf_counter()
+        row = {"steps": int(self.num_timesteps), "episodes": len(eps),
+               "return_mean": float(np.mean([r for r, _ in eps])) if eps else None,
+               "length_mean": float(np.mean([n for _, n in eps])) if eps else None,
+               "steps_per_s": (self.num_timesteps - self._steps0) / max(now - self._t, 1e-9)}
+        self._episodes = []
+        self.rows.append(row)
+        with open(self.path, "a", encoding="utf-8") as fh:  # a line at a time: a killed run keeps its curve
+            fh.write(json.dumps(row) + "\n")
+
+
+class _Checkpoint(BaseCallback):
+    """Every ``checkpoint_interval`` env steps: the whole state to the checkpoint file, atomically."""
+
+    def __init__(self, cfg: RLConfig, vn, path: Path):
+        super().__init__()
+        self.cfg, self.vn, self.path = cfg, vn, path
+        self._next = None
+
+    def _on_training_start(self) -> None:
+        every = self.cfg.checkpoint_interval
+        self._next = (self.num_timesteps // every + 1) * every if every else None
+
+    def _on_step(self) -> bool:
+        if self._next is not None and self.num_timesteps >= self._next:
+            save_policy(self.model, self.vn, self.cfg, self.path)
+            self._next += self.cfg.checkpoint_interval
+        return True
+
+
+class _ProgressBar(BaseCallback):
+    """A tqdm bar of env steps on stderr, silent when stderr is not a terminal."""
+
+    def __init__(self, total: int, done: int):
+        from tqdm import tqdm
+
+        super().__init__()
+        self.bar = tqdm(total=total, initial=done, unit="step", unit_scale=True, dynamic_ncols=True,
+                        disable=not sys.stderr.isatty(), desc="train rl")
+
+    def _on_step(self) -> bool:
+        self.bar.n = min(self.num_timesteps, self.bar.total)
+        if self.n_calls % 64 == 0:
+            self.bar.refresh()
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.n = min(self.num_timesteps, self.bar.total)
+        self.bar.close()
+
+
+class _MLflow:
+    """``track: mlflow``: the flattened config as parameters, each progress row as metrics at its env step, the
+    policy file as an artifact. The store defaults to ``mlflow.db`` beside the policy (extra ``optiq[infra]``)."""
+
+    def __init__(self, cfg: RLConfig, out: Path):
+        try:
+            import mlflow
+        except ImportError:
+            raise ConfigError('track: mlflow is not installed; pip install "optiq[infra]"') from None
+        self.mlflow = mlflow
+        folder = out.resolve().parent
+        mlflow.set_tracking_uri(cfg.track_uri or f"sqlite:///{folder / 'mlflow.db'}")
+        name = "optiq-rl"
+        if mlflow.get_experiment_by_name(name) is None:
+            mlflow.create_experiment(name, artifact_location=(folder / "mlartifacts").as_uri())
+        mlflow.set_experiment(name)
+        mlflow.start_run(run_name=out.name.removesuffix(".zip"))
+        params = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in cfg.to_json().items()}
+        mlflow.log_params(params)
+
+    def callback(self, log: _ProgressLog):
+        tracker = self
+
+        class _Log(BaseCallback):
+            def __init__(self):
+                super().__init__()
+                self._n = 0
+
+            def _on_step(self) -> bool:
+                return True
+
+            def _on_rollout_end(self) -> None:
+                for row in log.rows[self._n:]:
+                    tracker.mlflow.log_metrics({k: float(v) for k, v in row.items()
+                                                if k != "steps" and v is not None}, step=row["steps"])
+                self._n = len(log.rows)
+
+        return _Log()
+
+    def finish(self, out: Path) -> None:
+        self.mlflow.log_artifact(str(out))
+        self.mlflow.end_run()
+
+
+# --- rolling out -----------------------------------------------------------------------------------------------
+def rollout(policy: Policy, env, *, seed: int | None = None, deterministic: bool = True,
+            on_step: Callable[[Any, dict], None] | None = None, max_steps: int | None = None) -> dict[str, Any]:
+    """One episode of ``policy`` in ``env`` (a plain Gymnasium env, raw observations): return, length, whether
+    it ended by termination, and the infos. ``on_step(env, info)`` runs after every step (rendering, metrics)."""
+    obs, info = env.reset(seed=seed)
+    total, steps, terminated, truncated, infos = 0.0, 0, False, False, [info]
+    while not (terminated or truncated):
+        obs, reward, terminated, truncated, info = env.step(policy.act(obs, deterministic))
+        total += float(reward)
+        steps += 1
+        infos.append(info)
+        if on_step is not None:
+            on_step(env, info)
+        if max_steps is not None and steps >= max_steps:
+            break
+    return {"return": total, "length": steps, "terminated": bool(terminated), "infos": infos}
+
+
+def summary_line(result: TrainResult) -> str:
+    last = next((r for r in reversed(result.curve) if r.get("return_mean") is not None), None)
+    ret = "no finished episode" if last is None else f"last mean return {last['return_mean']:.2f}"
+    return f"{result.out}: {result.steps} env steps, {result.steps_per_second:.0f} steps/s; {ret}"
+

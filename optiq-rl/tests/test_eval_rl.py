@@ -1,0 +1,111 @@
+"""``optiq eval rl`` and ``optiq_rl.evaluate``: the report's fields for Humanoid-v5 and for tracking (PHC / UHC
+metrics checked against values computed by hand), learning curves over seeds, and the report read by
+``optiq viz plots`` as version 2 (version 1 still read)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from optiq_rl.evaluate import learning_curves, tracking_metrics
+from optiq_rl.train import RLConfig, train
+
+TINY = {"algo_kwargs.n_steps": 64, "algo_kwargs.batch_size": 64, "algo_kwargs.n_epochs": 1,
+        "policy.net_arch": [32, 32], "tensorboard": False}
+
+
+@pytest.fixture(scope="module")
+def cli():
+    from optiq.cli.main import build_cli
+
+    return build_cli()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two seeds of a tiny Humanoid-v5 run (the learning curve's spread) and a tiny Track-v0 run on the walk."""
+    folder = tmp_path_factory.mktemp("eval")
+    out = []
+    for seed in (0, 1):
+        cfg = RLConfig().updated({"env": "Humanoid-v5", "total_steps": 256, "seed": seed, **TINY})
+        out.append(train(cfg, folder / f"h{seed}.zip").out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def track_policy(tmp_path_factory, data_dir):
+    walk = data_dir / "deepmimic" / "humanoid3d_walk.txt"
+    cfg = RLConfig().updated({"env": "optiq/Track-v0", "env_kwargs.reference": str(walk), "total_steps": 64,
+                              **TINY})
+    return train(cfg, tmp_path_factory.mktemp("track") / "walk.zip").out
+
+
+def test_tracking_metrics_by_hand():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(20, 15, 3))
+    shift = np.array([0.3, 0.4, 0.0])  # 0.5 m away everywhere, same pose
+    m = tracking_metrics(ref + shift, ref, terminated=False)
+    assert m["mpjpe_global_mm"] == pytest.approx(500.0) and m["mpjpe_local_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert m["accel_error_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert m["success_episode"] == 0.0  # 0.5 m is not under 0.5 m
+    m = tracking_metrics(ref + 0.5 * shift, ref, terminated=False)
+    assert m["success_episode"] == 1.0 and m["mpjpe_global_mm"] == pytest.approx(250.0)
+    assert tracking_metrics(ref, ref, terminated=True)["success_episode"] == 0.0  # a fall fails the clip
+    bent = ref.copy()
+    bent[10, 3] += [0.0, 0.0, 0.01]  # one joint 1 cm off at one frame: acceleration error 2 + 1 + 1 cm over 3 steps
+    m = tracking_metrics(bent, ref, terminated=False)
+    assert m["accel_error_mm"] == pytest.approx((20.0 + 10.0 + 10.0) / (18 * 15))
+    assert m["mpjpe_local_mm"] == pytest.approx(10.0 / (20 * 15))
+
+
+def test_eval_humanoid_report(cli, runs, tmp_path):
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(cli, ["eval", "rl", "--policy", str(runs[0]), "--episodes", "2", "--out", str(out),
+                                      "--curve", str(runs[0]), "--curve", str(runs[1])])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["version"] == 2 and report["rl"]["env"] == "Humanoid-v5" and report["rl"]["steps_trained"] == 256
+    m = report["rl"]["policies"]["policy"]
+    assert {"return", "return_std", "length", "falls"} <= set(m) and 0 <= m["falls"] <= 2 and m["length"] > 0
+    curves = report["curves"]
+    assert curves["runs"] == 2 and curves["unit"] == "env steps"
+    assert curves["steps"][0] == 64 and curves["steps"][-1] == 256  # one progress row per 64-step rollout
+    # The mean and spread over the two seeds, from their progress files.
+    ends = [json.loads(p.with_name(p.stem + ".progress.jsonl").read_text().splitlines()[-1])["return_mean"]
+            for p in runs]
+    assert curves["series"]["return"][-1] == pytest.approx(np.mean(ends))
+    assert curves["std"]["return"][-1] == pytest.approx(np.std(ends))
+    assert learning_curves([tmp_path / "none.zip"]) is None
+
+
+def test_eval_tracking_report_with_baseline(cli, track_policy, tmp_path):
+    out = tmp_path / "track.json"
+    result = CliRunner().invoke(cli, ["eval", "rl", "--policy", str(track_policy), "--episodes", "2",
+                                      "--baseline", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    for name in ("policy", "zero action"):
+        m = report["rl"]["policies"][name]
+        assert {"success", "mpjpe_global_mm", "mpjpe_local_mm", "accel_error_mm", "falls"} <= set(m)
+        assert 0.0 <= m["success"] <= 1.0 and m["mpjpe_global_mm"] >= m["mpjpe_local_mm"] * 0.0 >= 0.0
+        assert m["mpjpe_global_mm"] < 1000.0 * m["max_body_error_m"] + 1e-6
+
+
+def test_viz_plots_reads_version_2_and_1(cli, runs, tmp_path):
+    from optiq_viz.plots import check_report, plot_errors
+
+    out = tmp_path / "report.json"
+    assert CliRunner().invoke(cli, ["eval", "rl", "--policy", str(runs[0]), "--episodes", "1", "--out",
+                                    str(out)]).exit_code == 0
+    html = tmp_path / "plots.html"
+    result = CliRunner().invoke(cli, ["viz", "plots", "--report", str(out), "--out", str(html)])
+    assert result.exit_code == 0, result.output
+    fig = plot_errors(json.loads(out.read_text()))
+    band, line = fig.data[:2]  # the spread as a filled band under the mean curve
+    assert band.fill == "toself" and list(line.x) == json.loads(out.read_text())["curves"]["steps"]
+    v1 = {"version": 1, "horizon": {"steps": [1, 2], "series": {"model": [1.0, 2.0]}}}
+    assert check_report(v1)["version"] == 1
+    v1_curves = {**v1, "curves": {"steps": [1], "series": {"return": [1.0]}}}
+    assert "curves" not in check_report(v1_curves)  # curves are a version 2 section

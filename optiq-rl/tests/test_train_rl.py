@@ -1,0 +1,158 @@
+"""``optiq train rl`` and ``optiq_rl.train``: a short PPO run saves, reloads with its normalisation and acts the
+same; ``--resume`` continues the step count; configs with overrides; bad input is one line, exit 2, nothing
+written. Runs are a few hundred env steps (seconds)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from optiq_rl.train import CONFIGS, ConfigError, RLConfig, load_config, load_policy, read_meta, train
+
+#: A tiny run: 2 envs x 64 steps per update, small networks, no TensorBoard (speed).
+TINY = {"algo_kwargs.n_steps": 64, "algo_kwargs.batch_size": 64, "algo_kwargs.n_epochs": 2,
+        "policy.net_arch": [32, 32], "tensorboard": False, "n_envs": 2}
+
+
+@pytest.fixture(scope="module")
+def cli():
+    from optiq.cli.main import build_cli
+
+    return build_cli()
+
+
+def _fails(cli, args, message, out=None):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("optiq: error: "), lines
+    assert message in lines[0], lines[0]
+    if out is not None:
+        assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def humanoid_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "humanoid.zip"
+    cfg = RLConfig().updated({"env": "Humanoid-v5", "total_steps": 256, "checkpoint_interval": 128, **TINY})
+    return train(cfg, out), out
+
+
+def test_short_ppo_saves_reloads_with_normalisation_and_acts_the_same(humanoid_run):
+    result, out = humanoid_run
+    assert result.steps == 256 and out.is_file()
+    trained = result.model  # the in-memory SB3 model and its VecNormalize, as training left them
+    vn = trained.get_env()
+    policy = load_policy(out)
+    meta = policy.meta
+    assert meta["env"] == "Humanoid-v5" and meta["algo"] == "ppo" and meta["steps"] == 256
+    assert np.array_equal(meta["normalize"]["obs_mean"], vn.obs_rms.mean)
+    assert np.array_equal(meta["normalize"]["obs_var"], vn.obs_rms.var)
+    assert meta["normalize"]["obs_count"] == vn.obs_rms.count > 256  # statistics were learnt, and kept
+    env = policy.make_env()
+    obs = np.stack([env.reset(seed=s)[0] for s in range(8)])
+    env.close()
+    want, _ = trained.predict(vn.normalize_obs(obs), deterministic=True)
+    assert np.array_equal(policy.act(obs), want)
+    # SB3's own loader reads the file as a plain SB3 zip (optiq.json is one more member).
+    from stable_baselines3 import PPO
+
+    plain = PPO.load(out, device="cpu")
+    assert np.array_equal(plain.predict(vn.normalize_obs(obs), deterministic=True)[0], want)
+
+
+def test_progress_log_and_checkpoint(humanoid_run):
+    result, out = humanoid_run
+    rows = [json.loads(x) for x in out.with_name("humanoid.progress.jsonl").read_text().splitlines()]
+    assert [r["steps"] for r in rows] == [128, 256]  # one line per rollout of 2 x 64 steps
+    assert all(r["steps_per_s"] > 0 for r in rows)
+    assert read_meta(out.with_name("humanoid.checkpoint.zip"))["steps"] == 256
+
+
+def test_resume_continues_the_step_count(humanoid_run, tmp_path):
+    _, first = humanoid_run
+    out = tmp_path / "humanoid.zip"
+    out.write_bytes(first.read_bytes())
+    (tmp_path / "humanoid.progress.jsonl").write_bytes(first.with_name("humanoid.progress.jsonl").read_bytes())
+    before = read_meta(out)
+    cfg = RLConfig().updated({"env": "Humanoid-v5", "total_steps": 384, "checkpoint_interval": 0, **TINY})
+    result = train(cfg, out, resume=True)
+    after = read_meta(out)
+    assert before["steps"] == 256 and result.steps == after["steps"] == 384  # 128 more steps, not 384
+    assert after["normalize"]["obs_count"] > before["normalize"]["obs_count"]  # statistics continued too
+    rows = [json.loads(x)["steps"] for x in (tmp_path / "humanoid.progress.jsonl").read_text().splitlines()]
+    assert rows == [128, 256, 384]
+
+
+def test_resume_without_anything_to_resume_fails(cli, tmp_path):
+    out = tmp_path / "none.zip"
+    _fails(cli, ["train", "rl", "--env", "Humanoid-v5", "--total-steps", "64", "--out", str(out), "--resume"],
+           "no checkpoint none.checkpoint.zip", out)
+
+
+def test_track_env_through_the_command(cli, data_dir, tmp_path):
+    walk = data_dir / "deepmimic" / "humanoid3d_walk.txt"
+    out = tmp_path / "track.zip"
+    args = ["train", "rl", "--env", "optiq/Track-v0", "--reference", str(walk), "--character", "deepmimic",
+            "--total-steps", "128", "--n-envs", "1", "--seed", "3", "--out", str(out),
+            *[w for k, v in TINY.items() if k != "n_envs" for w in (f"--{k}", json.dumps(v))]]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{out}: 128 env steps")
+    meta = read_meta(out)
+    assert meta["env"] == "optiq/Track-v0" and meta["character"] == "deepmimic"
+    assert meta["reference"] == str(walk.resolve()) and meta["config"]["seed"] == 3
+    with zipfile.ZipFile(out) as z:
+        assert {"data", "policy.pth", "optiq.json"} <= set(z.namelist())
+    policy = load_policy(out)
+    env = policy.make_env()  # from the file alone
+    assert env.observation_space.shape == policy.model.observation_space.shape
+    env.close()
+
+
+def test_config_files_and_overrides():
+    cfg = load_config("track_deepmimic_walk", ["algo_kwargs.learning_rate=3e-5", "total_steps=2e6"])
+    assert cfg.env == "optiq/Track-v0" and cfg.algo_kwargs["gamma"] == 0.95
+    assert cfg.algo_kwargs["learning_rate"] == 3e-5 and cfg.total_steps == 2_000_000
+    assert cfg.policy["net_arch"] == {"pi": [1024, 512], "vf": [1024, 512]}
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        load_config(path).check()  # every shipped config is valid
+    with pytest.raises(ConfigError, match="unknown key 'bogus'"):
+        load_config(None, ["bogus=1"])
+    with pytest.raises(ConfigError, match="key 'n_envs' must be int"):
+        load_config(None, ["n_envs=two"])
+
+
+def test_bad_input_is_one_line(cli, humanoid_run, tmp_path):
+    out = tmp_path / "p.zip"
+    base = ["train", "rl", "--env", "Humanoid-v5", "--total-steps", "64", "--out", str(out)]
+    _fails(cli, [*base, "--bogus", "1"], "unknown key 'bogus'", out)
+    _fails(cli, [*base, "--algo_kwargs.bogus", "1"], "unknown ppo setting(s) algo_kwargs.bogus", out)
+    _fails(cli, [*base, "--config", "nope"], "no config file 'nope'", out)
+    _fails(cli, ["train", "rl", "--env", "optiq/Track-v0", "--total-steps", "64", "--out", str(out)],
+           "needs reference", out)
+    _, policy = humanoid_run  # a Humanoid-v5 policy in another env: the observation shapes differ
+    report = tmp_path / "r.json"
+    line = _fails(cli, ["eval", "rl", "--policy", str(policy), "--env", "optiq/Locomotion-v0", "--episodes", "1",
+                        "--out", str(report)], "trained on Humanoid-v5 (observation (348,)", report)
+    assert "optiq/Locomotion-v0 has observation" in line
+    _fails(cli, ["eval", "rl", "--policy", str(tmp_path / "missing.zip")], "no such policy file")
+    (tmp_path / "other.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
+    _fails(cli, ["eval", "rl", "--policy", str(tmp_path / "other.zip")], "not a policy file")
+
+
+def test_sac_runs(tmp_path):
+    cfg = RLConfig().updated({"env": "Humanoid-v5", "algo": "sac", "total_steps": 64, "tensorboard": False,
+                              "algo_kwargs.learning_starts": 32, "algo_kwargs.batch_size": 16,
+                              "policy.net_arch": [16, 16]})
+    result = train(cfg, tmp_path / "sac.zip")
+    policy = load_policy(result.out)
+    assert policy.meta["algo"] == "sac" and result.steps == 64
+    env = policy.make_env()
+    obs, _ = env.reset(seed=0)
+    assert policy.act(obs).shape == env.action_space.shape
+    env.close()
