@@ -1,4 +1,5 @@
-"""Fixtures the optiq-rl tests share: the DeepMimic character file and clips from the real data folder."""
+"""Fixtures the optiq-rl tests share: the DeepMimic character file and clips from the real data folder, the
+optiq CLI, and ``fails`` (a command's bad input is one line, exit code 2, nothing written)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,49 @@ def mimickit():
              "left_knee": "left_shin", "left_ankle": "left_foot", "left_shoulder": "left_upper_arm",
              "left_elbow": "left_lower_arm", "left_wrist": "left_hand"}
     return names, np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+@pytest.fixture(scope="session")
+def cli():
+    from optiq.cli.main import build_cli
+
+    return build_cli()
+
+
+@pytest.fixture(scope="session")
+def fails(cli):
+    """``fails(args, message, out=None)``: run ``optiq args``; assert exit code 2, one stderr line ``optiq: error:
+    ...`` containing ``message``, and (``out`` given) no output file nor a partial one beside it; the line."""
+    from click.testing import CliRunner
+
+    def run(args, message, out=None):
+        result = CliRunner().invoke(cli, [str(a) for a in args])
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("optiq: error: "), lines
+        assert message in lines[0], lines[0]
+        if out is not None:
+            assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
+        return lines[0]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def ground_gap():
+    """``ground_gap(model)``: the smallest signed distance (m) between the character's geoms and the floor at
+    ``qpos0``, by MuJoCo's own collision detection (contacts reported within a 5 cm margin, on a copy of the
+    model): an independent check of optiq's lowest-point geometry, which placed the body."""
+    import copy
+
+    import mujoco
+
+    def gap(model) -> float:
+        m = copy.copy(model)
+        m.geom_margin[:] = 0.05
+        d = mujoco.MjData(m)
+        mujoco.mj_forward(m, d)
+        assert d.ncon > 0, "no geom within 5 cm of the floor"
+        return float(d.contact.dist[:d.ncon].min())
+
+    return gap

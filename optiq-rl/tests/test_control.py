@@ -4,6 +4,7 @@ plain PD explodes, PD holding a target, torque mode, and actions turned into PD 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -209,3 +210,32 @@ def test_spd_equals_mujoco_implicit_damping(walk):
         mujoco.mj_step(damped, b)
     assert np.abs(a.qvel).max() > 1.0  # it moved
     assert np.abs(a.qpos - b.qpos).max() < 1e-10 and np.abs(a.qvel - b.qvel).max() < 1e-9  # measured 6e-17, 2e-15
+
+
+@pytest.mark.parametrize("mode", ["pd", "torque"])
+def test_geared_motors_get_torque_over_gear(mode):
+    """Humanoid-v5's motors have gears of 25-100 (ctrlrange +-0.4): MuJoCo's generalized actuator force on each
+    dof (``qfrc_actuator``, gear x ctrl) is the torque the controller asked for, not gear times it."""
+    import gymnasium
+
+    char = character(Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets" / "humanoid.xml")
+    m = _model(char, 600, gravity=False)
+    assert m.actuator_gear[:, 0].max() >= 100.0
+    d = mujoco.MjData(m)
+    d.qpos[2] += 1.0  # in the air: no contact
+    ctl = Controller(char, m, mode)
+    dofs = char.actuator_dofs()
+    if mode == "torque":
+        action = np.linspace(-0.9, 0.9, m.nu)
+        ctl.set_torque(action)
+        want = action * char.torque_limits
+    else:
+        target, bend = m.qpos0.copy(), np.zeros(m.nv)
+        bend[dofs] = 0.02  # small errors: torques well inside the limits (kp 2 x limit: 4% of each)
+        mujoco.mj_integratePos(m, target, bend, 1.0)
+        ctl.set_target(target)
+        want = ctl.pd_torques(d)
+        assert (np.abs(want) < 0.1 * char.torque_limits).all()  # inside the limits: nothing clipped
+    ctl.step(d, 1)
+    mujoco.mj_forward(m, d)  # qfrc_actuator of the ctrl the step left
+    assert d.qfrc_actuator[dofs] == pytest.approx(want, rel=1e-9, abs=1e-12)

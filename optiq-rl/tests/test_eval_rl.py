@@ -10,17 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from optiq_rl.evaluate import learning_curves, tracking_metrics
-from optiq_rl.train import RLConfig, train
+from optiq_rl.train import RLConfig, load_policy, train
 
 TINY = {"algo_kwargs.n_steps": 64, "algo_kwargs.batch_size": 64, "algo_kwargs.n_epochs": 1,
         "policy.net_arch": [32, 32], "tensorboard": False}
-
-
-@pytest.fixture(scope="module")
-def cli():
-    from optiq.cli.main import build_cli
-
-    return build_cli()
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +82,25 @@ def test_eval_tracking_report_with_baseline(cli, track_policy, tmp_path):
     for name in ("policy", "zero action"):
         m = report["rl"]["policies"][name]
         assert {"success", "mpjpe_global_mm", "mpjpe_local_mm", "accel_error_mm", "falls"} <= set(m)
-        assert 0.0 <= m["success"] <= 1.0 and m["mpjpe_global_mm"] >= m["mpjpe_local_mm"] * 0.0 >= 0.0
-        assert m["mpjpe_global_mm"] < 1000.0 * m["max_body_error_m"] + 1e-6
+        assert 0.0 <= m["success"] <= 1.0 and m["mpjpe_global_mm"] < 1000.0 * m["max_body_error_m"] + 1e-6
+    # The zero action's numbers again, by hand: the same seeds (0, 1), the bodies' MuJoCo positions against the
+    # reference frame the env scored each step on, and the env's own per-step largest error (info["body_error"]).
+    env = load_policy(track_policy).make_env()
+    mpjpe, worst = [], []
+    for seed in (0, 1):
+        env.reset(seed=seed)
+        inner, errors, largest, done = env.unwrapped, [], 0.0, False
+        while not done:
+            _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+            errors.append(np.linalg.norm(inner.sim.data.xpos[inner.sim.char.body_ids()]
+                                         - inner.ref.pos[info["frame"]], axis=-1))
+            largest, done = max(largest, info["body_error"]), terminated or truncated
+        mpjpe.append(1000.0 * np.mean(errors))
+        worst.append(largest)
+    env.close()
+    zero = report["rl"]["policies"]["zero action"]
+    assert zero["mpjpe_global_mm"] == pytest.approx(np.mean(mpjpe), rel=1e-9)
+    assert zero["max_body_error_m"] == pytest.approx(np.mean(worst), rel=1e-9)
 
 
 def test_viz_plots_reads_version_2_and_1(cli, runs, tmp_path):
@@ -109,3 +119,29 @@ def test_viz_plots_reads_version_2_and_1(cli, runs, tmp_path):
     assert check_report(v1)["version"] == 1
     v1_curves = {**v1, "curves": {"steps": [1], "series": {"return": [1.0]}}}
     assert "curves" not in check_report(v1_curves)  # curves are a version 2 section
+
+
+def test_eval_locomotion_velocity_and_energy(tmp_path):
+    from optiq_rl.evaluate import evaluate
+
+    cfg = RLConfig().updated({"env": "optiq/Locomotion-v0", "total_steps": 64, **TINY})
+    policy = train(cfg, tmp_path / "loco.zip").out
+    m = evaluate(policy, episodes=1)["rl"]["policies"]["policy"]
+    # The same episode by hand (seed 0, deterministic actions): |v_xy - v_target| and the cost of transport from
+    # MuJoCo's state: sum |torque x joint speed| / (m g max(|v|, 0.1 m/s)).
+    pol = load_policy(policy)
+    env = pol.make_env()
+    obs, _ = env.reset(seed=0)
+    sim, speed_errors, cots, done = env.unwrapped.sim, [], [], False
+    mass = sim.model.body_mass.sum()
+    while not done:
+        obs, _, terminated, truncated, info = env.step(pol.act(obs))
+        v = sim.data.qvel[:2]
+        speed_errors.append(np.linalg.norm(v - info["target_velocity"]))
+        power = np.abs(sim.data.qfrc_actuator[sim.controller.dofs] * sim.data.qvel[sim.controller.dofs]).sum()
+        cots.append(power / (mass * 9.81 * max(np.linalg.norm(v), 0.1)))
+        done = terminated or truncated
+    env.close()
+    assert m["length"] == len(cots) >= 1
+    assert m["velocity_error"] == pytest.approx(np.mean(speed_errors), rel=1e-9)
+    assert m["energy"] == pytest.approx(np.mean(cots), rel=1e-6) and m["energy"] > 0.0

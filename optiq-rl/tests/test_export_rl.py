@@ -51,9 +51,12 @@ def test_export_matches_sb3(policy_file, tmp_path, fmt, suffix):
 
         got = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"obs": obs})[0]
     else:
+        import warnings
+
         import torch
 
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript; it works
             got = torch.jit.load(str(out))(torch.from_numpy(obs)).numpy()
     assert got.shape == want.shape and np.abs(got - want).max() <= 1e-5
 
@@ -65,3 +68,19 @@ def test_export_bad_suffix_is_one_line(policy_file, tmp_path):
                                               str(tmp_path / "a.pt")])
     assert result.exit_code == 2 and "expected .onnx" in result.stderr
     assert not (tmp_path / "a.pt").exists()
+
+
+def test_export_sac_matches_sb3(tmp_path):
+    import onnxruntime
+    from optiq_rl.export import export_policy
+
+    cfg = RLConfig().updated({"env": "Humanoid-v5", "algo": "sac", "total_steps": 64, "tensorboard": False,
+                              "algo_kwargs.learning_starts": 32, "algo_kwargs.batch_size": 16,
+                              "policy.net_arch": [32, 32]})
+    path = train(cfg, tmp_path / "sac.zip").out
+    result = export_policy(path, tmp_path / "sac.onnx", "onnx")
+    assert result["max_diff"] <= 1e-5 and result["latency_us"] > 0
+    obs, want = _env_observations(load_policy(path), n=16)  # tanh-squashed, scaled to the action space
+    got = onnxruntime.InferenceSession(str(tmp_path / "sac.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"obs": obs})[0]
+    assert np.abs(got - want).max() <= 1e-5

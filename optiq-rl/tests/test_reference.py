@@ -16,14 +16,6 @@ from optiq.datasets import EXTRAS_SCHEMA_VERSION, SCHEMA_VERSION, open_dataset, 
 from optiq.errors import DatasetError
 from optiq_rl.characters import character
 from optiq_rl.retarget import body_positions, clip_to_qpos, load_reference, qpos_to_clip
-from test_rl_cli import _fails
-
-
-@pytest.fixture(scope="module")
-def cli():
-    from optiq.cli.main import build_cli
-
-    return build_cli()
 
 
 @pytest.fixture(scope="module")
@@ -158,17 +150,17 @@ def test_a_reference_dataset_is_labelled_like_any_other(cli, data_dir, tmp_path)
     assert clip.labels["movement"] == "run" and set(clip.frame_labels) == {"contact_left", "contact_right"}
 
 
-def test_bad_input_is_one_line_and_writes_nothing(cli, data_dir, tmp_path):
+def test_bad_input_is_one_line_and_writes_nothing(fails, data_dir, tmp_path):
     out = tmp_path / "ref.parquet"
     cmu = str(data_dir / "bvh" / "cmu_12_01_walk_pybvh.bvh")
     bad_xml = tmp_path / "bad.xml"
     bad_xml.write_text("<mujoco><worldbody><bodyx/></worldbody></mujoco>")
-    _fails(cli, ["rl", "retarget", "--in", cmu, "--character", str(bad_xml), "--map", "cmu_to_deepmimic",
-                 "--out", str(out)], "MuJoCo cannot load it: XML Error", out)
+    fails(["rl", "retarget", "--in", cmu, "--character", str(bad_xml), "--map", "cmu_to_deepmimic",
+           "--out", str(out)], "MuJoCo cannot load it: XML Error", out)
     bad_map = tmp_path / "map.json"
     bad_map.write_text(json.dumps({"joints": {"Hips": "root", "Pelvis": "root", "LeftFoot": "left_foot"}}))
-    line = _fails(cli, ["rl", "retarget", "--in", cmu, "--character", "deepmimic", "--map", str(bad_map),
-                        "--out", str(out)], "joint map names joint(s) Pelvis missing from clip", out)
+    line = fails(["rl", "retarget", "--in", cmu, "--character", "deepmimic", "--map", str(bad_map),
+                  "--out", str(out)], "joint map names joint(s) Pelvis missing from clip", out)
     assert "body(ies) left_foot missing from character 'deepmimic'" in line
-    _fails(cli, ["rl", "retarget", "--in", cmu, "--character", "deepmimic", "--out", str(out)],
-           "does not fit character 'deepmimic': missing joint(s) root, chest", out)
+    fails(["rl", "retarget", "--in", cmu, "--character", "deepmimic", "--out", str(out)],
+          "does not fit character 'deepmimic': missing joint(s) root, chest", out)

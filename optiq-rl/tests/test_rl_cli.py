@@ -7,28 +7,9 @@ import json
 
 import numpy as np
 import optiq
-import pytest
 from click.testing import CliRunner
 from optiq.skeleton import Skeleton
 from optiq_rl.characters import character
-
-
-@pytest.fixture(scope="module")
-def cli():
-    from optiq.cli.main import build_cli
-
-    return build_cli()
-
-
-def _fails(cli, args, message, out=None):
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("optiq: error: "), lines
-    assert message in lines[0], lines[0]
-    if out is not None:
-        assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
-    return lines[0]
 
 
 def test_character_from_deepmimic_file(cli, character_file, tmp_path):
@@ -57,16 +38,16 @@ def test_info(cli):
     assert info["actuators"][:3] == ["chest_x", "chest_y", "chest_z"] and info["kp"][:3] == [1000.0] * 3
 
 
-def test_bad_input(cli, tmp_path):
+def test_bad_input(fails, tmp_path):
     out = tmp_path / "body.xml"
-    _fails(cli, ["rl", "character", "--from", str(tmp_path / "missing.parquet"), "--out", str(out)],
-           "missing.parquet: dataset does not exist", out)
-    _fails(cli, ["rl", "character", "--deepmimic", str(tmp_path / "missing.txt"), "--out", str(out)],
-           "missing.txt: character file does not exist", out)
+    fails(["rl", "character", "--from", str(tmp_path / "missing.parquet"), "--out", str(out)],
+          "missing.parquet: dataset does not exist", out)
+    fails(["rl", "character", "--deepmimic", str(tmp_path / "missing.txt"), "--out", str(out)],
+          "missing.txt: character file does not exist", out)
     bad = tmp_path / "bad.xml"
     bad.write_text("<mujoco><worldbody><bodyx/></worldbody></mujoco>")
-    _fails(cli, ["rl", "info", str(bad)], f"{bad}: MuJoCo cannot load it: XML Error: Schema violation")
+    fails(["rl", "info", str(bad)], f"{bad}: MuJoCo cannot load it: XML Error: Schema violation")
     one = optiq.Clip(Skeleton(("root",), [-1], np.zeros((1, 3))), 30, np.zeros((5, 3)), np.tile([1.0, 0, 0, 0], (5, 1, 1)))
     ds = optiq.write_dataset(tmp_path / "one.parquet", [one])
-    _fails(cli, ["rl", "character", "--from", str(ds), "--out", str(out)], "skeleton has 1 joint(s)", out)
-    _fails(cli, ["rl", "character", "--out", str(out)], "give one of --from DATASET or --deepmimic FILE", out)
+    fails(["rl", "character", "--from", str(ds), "--out", str(out)], "skeleton has 1 joint(s)", out)
+    fails(["rl", "character", "--out", str(out)], "give one of --from DATASET or --deepmimic FILE", out)

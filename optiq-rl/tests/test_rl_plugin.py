@@ -24,7 +24,7 @@ def test_listed_without_importing_mujoco():
     plugins = {p["name"]: p for p in json.loads(listing)["plugins"]}
     rl = plugins["rl"]
     assert (rl["distribution"], rl["status"]) == ("optiq-rl", "ok")
-    assert rl["hooks"] == ["optiq_register_adapters", "optiq_register_commands"]
+    assert rl["hooks"] == ["optiq_register_adapters", "optiq_register_commands", "optiq_register_renderers"]
     adapters = {a["name"]: a for a in rl["capabilities"]["adapters"]}
     deepmimic = adapters.pop("deepmimic")
     assert (deepmimic["name"], deepmimic["kind"], deepmimic["target"]) == (
@@ -32,5 +32,7 @@ def test_listed_without_importing_mujoco():
     assert {(a["name"], a["kind"], a["target"]) for a in adapters.values()} == {
         ("optiq/Track-v0", "env", "optiq_rl.envs.track:TrackEnv"),
         ("optiq/Locomotion-v0", "env", "optiq_rl.envs.locomotion:LocomotionEnv")}
-    assert [c["name"] for c in rl["capabilities"]["commands"]] == ["rl"]
+    assert [c["name"] for c in rl["capabilities"]["commands"]] == ["rl", "train rl", "eval rl"]
+    assert [(r["name"], r["target"]) for r in rl["capabilities"]["renderers"]] == [
+        ("mujoco", "optiq_rl.render:render_policy")]
     assert json.loads(rest.strip().splitlines()[-1]) == []

@@ -18,24 +18,6 @@ TINY = {"algo_kwargs.n_steps": 64, "algo_kwargs.batch_size": 64, "algo_kwargs.n_
 
 
 @pytest.fixture(scope="module")
-def cli():
-    from optiq.cli.main import build_cli
-
-    return build_cli()
-
-
-def _fails(cli, args, message, out=None):
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("optiq: error: "), lines
-    assert message in lines[0], lines[0]
-    if out is not None:
-        assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
 def humanoid_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "humanoid.zip"
     cfg = RLConfig().updated({"env": "Humanoid-v5", "total_steps": 256, "checkpoint_interval": 128, **TINY})
@@ -88,10 +70,10 @@ def test_resume_continues_the_step_count(humanoid_run, tmp_path):
     assert rows == [128, 256, 384]
 
 
-def test_resume_without_anything_to_resume_fails(cli, tmp_path):
+def test_resume_without_anything_to_resume_fails(fails, tmp_path):
     out = tmp_path / "none.zip"
-    _fails(cli, ["train", "rl", "--env", "Humanoid-v5", "--total-steps", "64", "--out", str(out), "--resume"],
-           "no checkpoint none.checkpoint.zip", out)
+    fails(["train", "rl", "--env", "Humanoid-v5", "--total-steps", "64", "--out", str(out), "--resume"],
+          "no checkpoint none.checkpoint.zip", out)
 
 
 def test_track_env_through_the_command(cli, data_dir, tmp_path):
@@ -106,6 +88,7 @@ def test_track_env_through_the_command(cli, data_dir, tmp_path):
     meta = read_meta(out)
     assert meta["env"] == "optiq/Track-v0" and meta["character"] == "deepmimic"
     assert meta["reference"] == str(walk.resolve()) and meta["config"]["seed"] == 3
+    assert meta["config"]["algo_kwargs"]["gamma"] == 0.95  # no --config: Track-v0's shipped track_deepmimic_walk
     with zipfile.ZipFile(out) as z:
         assert {"data", "policy.pth", "optiq.json"} <= set(z.namelist())
     policy = load_policy(out)
@@ -127,32 +110,87 @@ def test_config_files_and_overrides():
         load_config(None, ["n_envs=two"])
 
 
-def test_bad_input_is_one_line(cli, humanoid_run, tmp_path):
+def test_bad_input_is_one_line(fails, humanoid_run, tmp_path):
     out = tmp_path / "p.zip"
     base = ["train", "rl", "--env", "Humanoid-v5", "--total-steps", "64", "--out", str(out)]
-    _fails(cli, [*base, "--bogus", "1"], "unknown key 'bogus'", out)
-    _fails(cli, [*base, "--algo_kwargs.bogus", "1"], "unknown ppo setting(s) algo_kwargs.bogus", out)
-    _fails(cli, [*base, "--config", "nope"], "no config file 'nope'", out)
-    _fails(cli, ["train", "rl", "--env", "optiq/Track-v0", "--total-steps", "64", "--out", str(out)],
-           "needs reference", out)
+    fails([*base, "--bogus", "1"], "unknown key 'bogus'", out)
+    fails([*base, "--algo_kwargs.bogus", "1"], "unknown ppo setting(s) algo_kwargs.bogus", out)
+    fails([*base, "--config", "nope"], "no config file 'nope'", out)
+    fails(["train", "rl", "--env", "optiq/Track-v0", "--total-steps", "64", "--out", str(out)],
+          "needs reference", out)
     _, policy = humanoid_run  # a Humanoid-v5 policy in another env: the observation shapes differ
     report = tmp_path / "r.json"
-    line = _fails(cli, ["eval", "rl", "--policy", str(policy), "--env", "optiq/Locomotion-v0", "--episodes", "1",
-                        "--out", str(report)], "trained on Humanoid-v5 (observation (348,)", report)
+    line = fails(["eval", "rl", "--policy", str(policy), "--env", "optiq/Locomotion-v0", "--episodes", "1",
+                  "--out", str(report)], "trained on Humanoid-v5 (observation (348,)", report)
     assert "optiq/Locomotion-v0 has observation" in line
-    _fails(cli, ["eval", "rl", "--policy", str(tmp_path / "missing.zip")], "no such policy file")
+    fails(["eval", "rl", "--policy", str(tmp_path / "missing.zip")], "no such policy file")
     (tmp_path / "other.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
-    _fails(cli, ["eval", "rl", "--policy", str(tmp_path / "other.zip")], "not a policy file")
+    fails(["eval", "rl", "--policy", str(tmp_path / "other.zip")], "not a policy file")
 
 
-def test_sac_runs(tmp_path):
-    cfg = RLConfig().updated({"env": "Humanoid-v5", "algo": "sac", "total_steps": 64, "tensorboard": False,
+def test_sac_runs_with_tensorboard_logs(tmp_path):
+    cfg = RLConfig().updated({"env": "Humanoid-v5", "algo": "sac", "total_steps": 64, "tensorboard": True,
                               "algo_kwargs.learning_starts": 32, "algo_kwargs.batch_size": 16,
                               "policy.net_arch": [16, 16]})
     result = train(cfg, tmp_path / "sac.zip")
     policy = load_policy(result.out)
     assert policy.meta["algo"] == "sac" and result.steps == 64
+    if __import__("importlib").util.find_spec("tensorboard"):  # SB3's TensorBoard logs beside the policy
+        assert list((tmp_path / "sac.tb").rglob("events.out.tfevents.*"))
     env = policy.make_env()
     obs, _ = env.reset(seed=0)
     assert policy.act(obs).shape == env.action_space.shape
     env.close()
+
+
+def test_mlflow_tracking(tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    cfg = RLConfig().updated({"env": "Humanoid-v5", "total_steps": 128, "track": "mlflow", **TINY})
+    out = tmp_path / "tracked.zip"
+    train(cfg, out)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.tracking.MlflowClient()
+    run = client.search_runs([client.get_experiment_by_name("optiq-rl").experiment_id])[0]
+    assert run.info.status == "FINISHED" and run.data.params["env"] == "Humanoid-v5"
+    rows = [json.loads(x) for x in out.with_name("tracked.progress.jsonl").read_text().splitlines()]
+    history = client.get_metric_history(run.info.run_id, "return_mean")
+    assert [(m.step, m.value) for m in history] == [(r["steps"], pytest.approx(r["return_mean"])) for r in rows]
+
+
+def test_resume_in_another_env_is_one_line(fails, humanoid_run, tmp_path):
+    _, first = humanoid_run
+    out = tmp_path / "h.zip"
+    out.write_bytes(first.read_bytes())
+    line = fails(["train", "rl", "--env", "optiq/Locomotion-v0", "--total-steps", "512", "--out", str(out),
+                  "--resume", "--tensorboard", "false"], "cannot resume in env optiq/Locomotion-v0")
+    assert line.startswith(f"optiq: error: {out}")
+
+
+def test_policy_file_stores_file_settings_as_absolute_paths(data_dir, monkeypatch):
+    """A reference and a character given relative to the working folder are found again from another one; a
+    registered character name stays a name."""
+    from pathlib import Path
+
+    from optiq_rl.train import env_settings
+
+    folder = data_dir / "deepmimic"
+    monkeypatch.chdir(folder)
+    stored = env_settings("optiq/Track-v0", {"reference": ["humanoid3d_walk.txt"], "character": "humanoid3d_character.txt"})
+    assert Path(stored["reference"][0]).is_absolute() and Path(stored["character"]).is_absolute()
+    assert Path(stored["reference"][0]).samefile(folder / "humanoid3d_walk.txt")
+    assert Path(stored["character"]).samefile(folder / "humanoid3d_character.txt")
+    assert env_settings("optiq/Track-v0", {"character": "deepmimic"})["character"] == "deepmimic"
+
+
+def test_reward_schedule_follows_the_training_progress(data_dir, tmp_path):
+    """Track-v0 with ``reward_schedule: tracking_to_task``: before every rollout the trainer tells the envs how far
+    the run is, so the weights move (the last of 4 rollouts of 64 steps starts at 192 / 256 = 0.75)."""
+    cfg = RLConfig().updated({"env": "optiq/Track-v0", "total_steps": 256, "n_envs": 1,
+                              "env_kwargs.reference": str(data_dir / "deepmimic" / "humanoid3d_walk.txt"),
+                              "env_kwargs.reward_schedule": "tracking_to_task",
+                              **{k: v for k, v in TINY.items() if k != "n_envs"}})
+    venv = train(cfg, tmp_path / "scheduled.zip").model.get_env()
+    assert venv.get_attr("progress") == [0.75]
+    weights = venv.get_attr("reward_fn")[0].weights
+    # tracking_to_task: the tracking weights times 0.1 at 2/3 and 0 at 1, linear between: x0.075 at 0.75.
+    assert weights["pose"] == pytest.approx(0.65 * 0.075) and weights["task"] == pytest.approx(0.925)

@@ -1,5 +1,6 @@
-"""``optiq rl``: characters (build one, describe one). Imports only click at module level; mujoco is imported
-when a command runs, so ``optiq --help`` and ``optiq plugins list`` stay light."""
+"""``optiq rl``: characters (build one, describe one), policy export; and ``optiq train rl`` and ``optiq eval rl``
+(attached to core's shared groups by ``add_commands``). Imports only click at module level; mujoco, torch and SB3
+are imported when a command runs, so ``optiq --help`` and ``optiq plugins list`` stay light."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 
 @click.group()
 def rl() -> None:
-    """Simulated characters and reference motion on them (optiq-rl)."""
+    """Simulated characters, reference motion on them, and export of trained policies (optiq-rl)."""
 
 
 @rl.command("character")
@@ -115,6 +116,37 @@ def retarget_cmd(source: str, char_name: str, map_path: str | None, clips: tuple
     click.echo(f"{out}: {len(refs)} clip(s), qpos {refs[0].qpos.shape[1]} and qvel {refs[0].qvel.shape[1]} per frame")
 
 
+@rl.command("play")
+@click.option("--in", "source", required=True, type=click.Path(dir_okay=False),
+              help="A reference dataset (optiq rl retarget), or a clip of the character's skeleton (DeepMimic .txt, "
+                   "dataset, BVH).")
+@click.option("--clip", default=None, help="The clip (name or index); default the first.")
+@click.option("--character", "char_name", default=None,
+              help="A registered character or an MJCF (.xml); default the one a reference dataset's clip is "
+                   "labelled with, else deepmimic.")
+@click.option("--frames", default=None, help="START:STOP, the frames to draw (e.g. 0:60).")
+@click.option("--size", default="640x480", show_default=True, help="Video size WIDTHxHEIGHT in pixels (even).")
+@click.option("--shadows", is_flag=True, help="Draw shadows and reflections (about 3x slower with software GL).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The video to write (.mp4).")
+@click.pass_context
+def play_cmd(ctx: click.Context, source: str, clip: str | None, char_name: str | None, frames: str | None, size: str,
+             shadows: bool, out: str) -> None:
+    """Video of a reference motion on a character, no policy and no physics: each frame's pose set (the stored
+    qpos of a reference dataset, or the clip played directly), drawn by MuJoCo with the camera following the
+    root. One video frame per clip frame, at the clip's rate."""
+    from .render import RenderError, render_reference
+
+    try:
+        from optiq_viz.video import parse_size
+    except ImportError:
+        raise RenderError("videos are encoded by optiq-viz: pip install optiq-viz") from None
+
+    video, char, ref = render_reference(source, out, clip=clip, character=char_name, frames=_frames(frames),
+                                        size=parse_size(size), shadows=shadows, progress=_progress(ctx))
+    click.echo(f"wrote {video.path}: {video.frames} frames at {video.fps} fps ({float(video.fps):g}), "
+               f"{video.width}x{video.height}; {ref.name} on {char.name}")
+
+
 def _frames(text: str | None) -> slice | None:
     """``START:STOP`` (either may be empty) as a slice; a usage error otherwise."""
     if text is None:
@@ -159,12 +191,14 @@ def _summary(char) -> str:
 @click.pass_context
 def train_rl(ctx: click.Context, env_id, config, reference, clips, char_name, total_steps, out, algo, seed, n_envs,
              resume) -> None:
-    """Train a policy with Stable-Baselines3 (PPO or SAC). Any config key can follow as --KEY VALUE (e.g.
-    --algo_kwargs.learning_rate 1e-4, --env_kwargs.control pd); an unknown key is an error naming it."""
-    from .train import load_config, summary_line, train
+    """Train a policy with Stable-Baselines3 (PPO or SAC). Without --config the env's shipped config is used
+    (Track-v0: track_deepmimic_walk, Locomotion-v0: locomotion_deepmimic, Humanoid-v5: ppo_humanoid or
+    sac_humanoid). Any config key can follow as --KEY VALUE (e.g. --algo_kwargs.learning_rate 1e-4,
+    --env_kwargs.control pd); an unknown key is an error naming it."""
+    from .train import default_config, load_config, summary_line, train
 
     named = {"env": env_id, "algo": algo, "seed": seed, "n_envs": n_envs, "total_steps": total_steps}
-    cfg = load_config(config, parse_overrides(ctx.args))
+    cfg = load_config(config or default_config(env_id, algo), parse_overrides(ctx.args))
     cfg = cfg.updated({k: v for k, v in named.items() if v is not None}, "command line")
     env_kwargs = {"reference": reference, "clips": list(clips) or None, "character": char_name}
     cfg = cfg.updated({f"env_kwargs.{k}": v for k, v in env_kwargs.items() if v is not None}, "command line")

@@ -1,7 +1,7 @@
 """Evaluation of a policy: ``evaluate(policy, episodes=20, out="report.json")``.
 
-Every env: return, episode length, falls (episodes that ended by termination, not by the time limit or the end
-of the clip). ``optiq/Track-v0`` adds the protocol of PHC / UHC, computed from the joints' world positions of the
+Every env: return, episode length, terminations (episodes that ended early, not by the time limit or the end
+of the clip) and falls among them (the env's ``fell``: a fall body on the ground; Humanoid-v5: termination). ``optiq/Track-v0`` adds the protocol of PHC / UHC, computed from the joints' world positions of the
 body and of the reference at the same frame:
 
 - ``success``: the fraction of episodes whose mean body error (mean over joints of ``|p - p_ref|``) stays under
@@ -93,7 +93,11 @@ def run_episodes(pol, env, episodes: int, seed: int, deterministic: bool) -> dic
                 loco.append((float(np.hypot(*(v - info["target_velocity"]))), -float(info["value_energy"])))
 
         ep = rollout(pol, env, seed=seed + i, deterministic=deterministic, on_step=on_step)
-        row = {"return": ep["return"], "length": ep["length"], "fall": float(ep["terminated"])}
+        # A fall: the env's own word where it has one (the optiq envs: a fall body touched the ground; Track-v0
+        # also terminates on a tracking error), else termination (Humanoid-v5: unhealthy, its torso too low).
+        fell = bool(ep["infos"][-1].get("fell", ep["terminated"])) if ep["terminated"] else False
+        row = {"return": ep["return"], "length": ep["length"], "fall": float(fell),
+               "termination": float(ep["terminated"])}
         if tracking:
             row.update(tracking_metrics(np.stack([a for a, _ in trace]), np.stack([b for _, b in trace]),
                                         ep["terminated"]))
@@ -104,7 +108,8 @@ def run_episodes(pol, env, episodes: int, seed: int, deterministic: bool) -> dic
     out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     out["return_std"] = float(np.std([r["return"] for r in rows]))
     out["falls"] = int(sum(r["fall"] for r in rows))
-    del out["fall"]
+    out["terminations"] = int(sum(r["termination"] for r in rows))
+    del out["fall"], out["termination"]
     if tracking:
         out["success"] = out.pop("success_episode")
     return out

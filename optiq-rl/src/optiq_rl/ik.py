@@ -23,6 +23,7 @@ from optiq.clip import Clip
 from optiq.skeleton import Skeleton
 
 from .characters import Character, CharacterError
+from .characters.mjcf import lowest_points
 from .jointmap import JointMap, JointMapError
 
 _FREE, _BALL = 0, 1
@@ -293,21 +294,6 @@ def _foot_geoms(model) -> np.ndarray:
         name = (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b) or "").lower()
         foot[b] = foot[model.body_parentid[b]] or any(w in name for w in FOOT_WORDS)
     return np.flatnonzero(foot[model.geom_bodyid] & (model.geom_bodyid > 0))
-
-
-def lowest_points(model, data, geoms: np.ndarray) -> np.ndarray:
-    """Lowest world z ``[G]`` (metres) of each geom in ``geoms`` at the pose in ``data``: exact for spheres,
-    capsules, boxes and ellipsoids, the geom's bounding box otherwise."""
-    kind = model.geom_type[geoms]
-    size = model.geom_size[geoms]
-    up = data.geom_xmat[geoms].reshape(-1, 3, 3)[:, 2, :]  # world z of each geom axis
-    z = data.geom_xpos[geoms, 2]
-    low = z - np.sum(np.abs(up) * model.geom_aabb[geoms, 3:], axis=1)
-    low = np.where(kind == 2, z - size[:, 0], low)  # sphere
-    low = np.where(kind == 3, z - np.abs(up[:, 2]) * size[:, 1] - size[:, 0], low)  # capsule
-    low = np.where(kind == 4, z - np.sqrt(np.sum((up * size) ** 2, axis=1)), low)  # ellipsoid
-    low = np.where(kind == 6, z - np.sum(np.abs(up) * size, axis=1), low)  # box
-    return low
 
 
 def _pose_pass(model, qpos: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

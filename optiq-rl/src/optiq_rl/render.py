@@ -1,4 +1,6 @@
-"""Videos of a policy acting, drawn by MuJoCo's own offscreen renderer: ``render_policy("p.zip", "eval.mp4")``.
+"""Videos of a policy acting, drawn by MuJoCo's own offscreen renderer: ``render_policy("p.zip", "eval.mp4")``;
+and of a reference motion played on a character, no policy and no physics: ``render_reference("ref.parquet",
+"ref.mp4")`` (``optiq rl play``).
 
 Registered as the renderer ``mujoco`` (``optiq_register_renderers``); ``optiq viz video --policy p.zip`` finds it
 there. The policy runs deterministically in its env (or ``env``); after every control step MuJoCo draws the scene
@@ -135,10 +137,14 @@ def _physics(env):
 def _side_view(track) -> float:
     """Camera azimuth (degrees) seeing the motion from the side: across the first reference clip's travel in
     Track-v0, across +x (Gymnasium's walkers) otherwise."""
-    if track is None:
-        return 90.0
-    q = track.references[0].qpos
-    dx, dy = q[-1, :2] - q[0, :2]
+    return 90.0 if track is None else travel_azimuth(track.references[0].qpos)
+
+
+def travel_azimuth(qpos: np.ndarray) -> float:
+    """Camera azimuth (degrees) across the root's travel from the first to the last row of ``qpos [T, nq]``
+    (its first two values the root's x, y in metres); 90 (looking along +y, across +x) for a motion that moves
+    less than 0.1 m."""
+    dx, dy = qpos[-1, :2] - qpos[0, :2]
     return float(np.degrees(np.arctan2(dy, dx))) + 90.0 if np.hypot(dx, dy) > 0.1 else 90.0
 
 
@@ -210,3 +216,116 @@ def _progress(batches, enabled: bool):
         for b in batches:
             bar.update(len(b))
             yield b
+
+
+# --- a reference motion on a character, no policy: ``optiq rl play`` -------------------------------------------
+DATASET_SUFFIXES = (".parquet", ".h5", ".hdf5")
+
+
+def reference_qpos(source: str | os.PathLike, clip: str | int | None = None, character=None):
+    """``(character, clip, qpos [T, nq])``: the motion of ``source`` as MuJoCo poses of a character.
+
+    A reference dataset (``optiq rl retarget``'s, with qpos per frame) gives its stored qpos, on ``character`` or
+    else the character its clip is labelled with; any other clip (a DeepMimic ``.txt``, a dataset without qpos, a
+    BVH of the character's skeleton) is played by ``clip_to_qpos`` on ``character`` (default ``deepmimic``).
+    ``clip``: a name or index (default the first). Raises SkeletonMismatchError naming ``source`` when the motion
+    does not fit the character."""
+    from optiq.errors import SkeletonMismatchError
+
+    from .retarget import clip_to_qpos, load_reference, source_clips
+
+    path = Path(source)
+    which = 0 if clip is None else int(clip) if str(clip).isdigit() else clip
+    if _stores_qpos(path):
+        ref, qpos, _ = load_reference(path, which)
+        made_for = ref.labels.get("character")
+        char = _character(character, made_for or "deepmimic", path)
+        model = char.model()
+        if qpos.shape[1] != model.nq or tuple(ref.skeleton.names) != tuple(char.joint_names):
+            raise SkeletonMismatchError(
+                f"clip {ref.name!r} was retargeted onto character {made_for!r} ({len(ref.skeleton.names)} joints, "
+                f"qpos of {qpos.shape[1]} values); character {char.name!r} has "
+                f"{len(char.joint_names)} joints and nq {model.nq}: give --character the body it was retargeted "
+                "onto", path)
+        return char, ref, qpos
+    char = _character(character, "deepmimic", path)
+    ref = source_clips(path, [which])[0]
+    try:
+        qpos, _ = clip_to_qpos(ref, char)
+    except SkeletonMismatchError as exc:  # the message names the clip and the character; add the file
+        raise SkeletonMismatchError(exc.message, path) from None
+    return char, ref, qpos
+
+
+def _stores_qpos(path: Path) -> bool:
+    """Whether ``path`` is a dataset holding qpos per frame (a reference dataset)."""
+    if path.suffix.lower() not in DATASET_SUFFIXES:
+        return False
+    import optiq
+
+    from .retarget import REFERENCE_EXTRAS
+
+    with optiq.open_dataset(path) as ds:
+        return all(k in getattr(ds, "extras", {}) for k in REFERENCE_EXTRAS)
+
+
+def _character(given, default: str, source: Path):
+    """``given`` (a Character, a name or a file), else ``default`` (the character a reference dataset's clip is
+    labelled with: a file stem such as ``humanoid`` is no registered name, so the error asks for --character)."""
+    from .characters import character
+
+    if given is not None:
+        return given if hasattr(given, "joint_names") else character(given)
+    try:
+        return character(default)
+    except OptiqError:
+        raise OptiqError(f"its clip was retargeted onto character {default!r}, which is no registered character: "
+                         "give --character (the MJCF it was retargeted onto)", source) from None
+
+
+def render_reference(source: str | os.PathLike, out: str | os.PathLike, *, clip: str | int | None = None,
+                     character=None, frames: slice | None = None, size: tuple[int, int] = (640, 480),
+                     shadows: bool = False, progress: bool = False, **_ignored):
+    """An MP4 of a reference motion on a character, no policy and no physics (``optiq rl play``): every frame
+    the pose is set (``reference_qpos``: a reference dataset's stored qpos or ``clip_to_qpos``), MuJoCo's
+    kinematics place the bodies and the scene is drawn with the camera tracking the root, across the motion's
+    travel. Frame-exact: one video frame per clip frame (``frames``: a slice of them), at the clip's rate;
+    written atomically to ``out``. Returns ``(Video, character, clip)``; the Video has path, frames, fps
+    (a Fraction), width and height."""
+    gl_backend()  # first: a missing backend is reported before anything loads, and before MuJoCo is imported
+    try:
+        from optiq_viz.video import VIDEO_SUFFIXES, Video, check_size, encode, exact_fps
+    except ImportError:
+        raise RenderError("videos are encoded by optiq-viz: pip install optiq-viz") from None
+    check_output_path(out, suffixes=VIDEO_SUFFIXES, inputs=[source])
+    size = check_size(size)
+    char, ref, qpos = reference_qpos(source, clip, character)
+    if frames is not None:
+        qpos = qpos[frames]
+        if not len(qpos):
+            raise OptiqError(f"frames {frames.start}:{frames.stop} select no frame of clip {ref.name!r} "
+                             f"({ref.num_frames} frames)", source)
+    rate = exact_fps(ref.fps)
+    import mujoco
+
+    model = char.model()
+    data = mujoco.MjData(model)
+    scene = SceneRenderer(model, size, int(char.body_ids()[0]), azimuth=travel_azimuth(qpos), shadows=shadows)
+
+    def images():
+        """Batches ``[B, H, W, 3]`` of 16 frames, streamed (a long clip's frames would not fit in memory)."""
+        for start in range(0, len(qpos), 16):
+            batch = []
+            for row in qpos[start:start + 16]:
+                data.qpos[:] = row
+                mujoco.mj_kinematics(model, data)
+                mujoco.mj_comPos(model, data)  # the tracking camera looks at the root's subtree centre of mass
+                batch.append(scene.frame(data))
+            yield np.stack(batch)
+
+    try:
+        with atomic_path(out, suffixes=VIDEO_SUFFIXES, inputs=[source]) as tmp:
+            count = encode(_progress(images(), progress), tmp, rate, name=out)
+    finally:
+        scene.close()
+    return Video(Path(out), count, rate, size[0], size[1]), char, ref

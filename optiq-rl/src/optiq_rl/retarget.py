@@ -201,20 +201,32 @@ def _sub_quat(q2: np.ndarray, q1: np.ndarray) -> np.ndarray:
 def body_positions(char: Character, qpos: np.ndarray) -> np.ndarray:
     """World positions ``[T, J, 3]`` (metres) of the bodies of the character's optiq joints, posed by qpos
     ``[T, nq]`` through MuJoCo's own kinematics (``mj_kinematics``, one frame at a time)."""
-    import mujoco
-
     m = char.model()
     qpos = np.asarray(qpos, dtype=np.float64)
     if qpos.ndim != 2 or qpos.shape[1] != m.nq:
         raise CharacterError(f"character {char.name!r}: qpos has shape {qpos.shape}, expected (T, {m.nq})")
-    data = mujoco.MjData(m)
-    ids = char.body_ids()
-    out = np.empty((len(qpos), len(ids), 3))
+    return kinematics(m, qpos, char.body_ids())[0]
+
+
+def kinematics(model, qpos: np.ndarray, bodies: np.ndarray, com_of: int | None = None) -> tuple:
+    """MuJoCo's kinematics of every pose in qpos ``[T, nq]`` on a scratch MjData: world positions ``[T, B, 3]`` (m)
+    and rotations ``[T, B, 4]`` wxyz of body ids ``bodies [B]``, and, when ``com_of`` names a body, the centre of
+    mass ``[T, 3]`` (m) of its subtree (``mj_comPos``), else None. One call per frame: MuJoCo has no batched
+    kinematics, and this is the one loop over frames that every per-frame pose in optiq-rl goes through."""
+    import mujoco
+
+    data = mujoco.MjData(model)
+    xpos = np.empty((len(qpos), len(bodies), 3))
+    xquat = np.empty((len(qpos), len(bodies), 4))
+    com = None if com_of is None else np.empty((len(qpos), 3))
     for t, row in enumerate(qpos):
         data.qpos[:] = row
-        mujoco.mj_kinematics(m, data)
-        out[t] = data.xpos[ids]
-    return out
+        mujoco.mj_kinematics(model, data)
+        xpos[t], xquat[t] = data.xpos[bodies], data.xquat[bodies]
+        if com is not None:
+            mujoco.mj_comPos(model, data)
+            com[t] = data.subtree_com[com_of]
+    return xpos, xquat, com
 
 
 # --- Reference datasets: retargeted motion stored as an optiq dataset on the character's skeleton --------------
@@ -246,21 +258,11 @@ def qpos_to_clip(char: Character, qpos: np.ndarray, fps: float, name: str = "cli
     world position as the root translation. Its forward kinematics gives the bodies' world positions: where a
     body's origin moves against its parent (a hinge placed off the body's origin, as Humanoid-v5's waist), the clip
     carries local translations ``[T, J, 3]``."""
-    import mujoco
-
     m = char.model()
     skeleton = char.skeleton()
     ids = char.body_ids()
-    data = mujoco.MjData(m)
-    mujoco.mj_kinematics(m, data)
-    rest = data.xquat[ids].copy()
-    xquat = np.empty((len(qpos), len(ids), 4))
-    xpos = np.empty((len(qpos), len(ids), 3))
-    for t, row in enumerate(qpos):
-        data.qpos[:] = row
-        mujoco.mj_kinematics(m, data)
-        xquat[t] = data.xquat[ids]
-        xpos[t] = data.xpos[ids]
+    rest = kinematics(m, m.qpos0[None], ids)[1][0]
+    xpos, xquat, _ = kinematics(m, qpos, ids)
     world = quat.qmul(xquat, quat.conj(rest))
     parents = skeleton.parents
     parent = np.maximum(parents, 0)

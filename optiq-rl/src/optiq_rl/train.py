@@ -5,10 +5,11 @@ in a ``DummyVecEnv`` or ``SubprocVecEnv``), wrap them in ``VecNormalize`` (runni
 observations, scaled returns), build PPO or SAC with the policy of ``policy_kwargs(config)`` (the one place that
 decides the network: issue 11 extends it), learn, and write the policy file atomically. Every
 ``checkpoint_interval`` env steps the whole state goes to ``<out stem>.checkpoint.zip`` (atomically), so
-``resume=True`` continues a stopped run with its step count, optimiser and normalisation statistics.
+``resume=True`` continues a stopped run with its step count, optimiser and normalisation statistics (not SAC's
+replay buffer, which starts empty again).
 
 The policy file is SB3's own zip (``PPO.load`` reads it) with one more member, ``optiq.json``: the env id and its
-settings (character, reference as an absolute path), the algorithm, the config, the env steps done and the
+settings (character and reference files as absolute paths), the algorithm, the config, the env steps done and the
 VecNormalize statistics as plain numbers (no pickle), so evaluation, video and export need nothing else.
 
 After every rollout a line goes to ``<out stem>.progress.jsonl``: env steps, the mean return and length of the
@@ -132,6 +133,17 @@ def _checked(key: str, value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where}: key {key!r} must be {names}, got {value!r}")
 
 
+#: The shipped config a run starts from when none is given: (env id, algorithm) -> config name.
+DEFAULT_CONFIGS = {("optiq/Track-v0", "ppo"): "track_deepmimic_walk",
+                   ("optiq/Locomotion-v0", "ppo"): "locomotion_deepmimic",
+                   ("Humanoid-v5", "ppo"): "ppo_humanoid", ("Humanoid-v5", "sac"): "sac_humanoid"}
+
+
+def default_config(env: str | None, algo: str | None) -> str | None:
+    """The shipped config for ``env`` and ``algo`` (``DEFAULT_CONFIGS``; None: RLConfig's defaults)."""
+    return DEFAULT_CONFIGS.get((env or RLConfig.env, algo or RLConfig.algo))
+
+
 def _number(value: Any) -> Any:
     """YAML 1.1 reads ``3e-5`` (no dot) as text: such a text as a float, anything else as it is."""
     if isinstance(value, str):
@@ -183,16 +195,29 @@ def load_config(name: str | os.PathLike | None = None,
 
 
 # --- envs ------------------------------------------------------------------------------------------------------
+#: Env settings that may name files: stored as absolute paths in the policy file.
+PATH_SETTINGS = ("reference", "character", "init_reference")
+
+
 def env_settings(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The env's settings as the policy file stores them: a reference given as a path becomes absolute, so the
-    policy still finds it from another folder."""
+    """The env's settings as the policy file stores them: a reference, character or init_reference given as a
+    path to an existing file becomes absolute, so the policy still finds it from another folder (a registered
+    character name such as ``deepmimic`` stays as it is)."""
     out = dict(env_kwargs or {})
-    ref = out.get("reference")
-    if isinstance(ref, (str, os.PathLike)):
-        out["reference"] = os.path.abspath(ref)
-    elif isinstance(ref, (list, tuple)):
-        out["reference"] = [os.path.abspath(r) if isinstance(r, (str, os.PathLike)) else r for r in ref]
+    for key in PATH_SETTINGS:
+        value = out.get(key)
+        if isinstance(value, (list, tuple)):
+            out[key] = [_absolute(v) for v in value]
+        elif value is not None:
+            out[key] = _absolute(value)
     return out
+
+
+def _absolute(value: Any) -> Any:
+    """An existing file's absolute path; anything else (a name, a Clip) as it is."""
+    if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+        return os.path.abspath(value)
+    return value
 
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, render_mode: str | None = None):
@@ -428,8 +453,15 @@ def train(cfg: RLConfig, out: str | os.PathLike, *, resume: bool = False, progre
 
     cfg.check()
     out = check_output_path(out, suffixes=(".zip",))
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.torch_threads)
+    try:
+        return _train(cfg, out, resume, progress, callbacks)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: RLConfig, out: Path, resume: bool, progress: bool, callbacks: Sequence[Any]) -> TrainResult:
     ckpt = beside(out, ".checkpoint.zip")
     cfg = dataclasses.replace(cfg, env_kwargs=env_settings(cfg.env, cfg.env_kwargs))
     start = _resume_from(ckpt, out) if resume else None
@@ -439,8 +471,10 @@ def train(cfg: RLConfig, out: str | os.PathLike, *, resume: bool = False, progre
         if start is not None:
             prev = read_meta(start)
             vn = normalize(venv, cfg, prev["normalize"])
-            model = algo_class(cfg.algo).load(start, env=vn, device=cfg.device, tensorboard_log=tb)
-            _check_resume(model, prev, start)
+            try:
+                model = algo_class(prev["algo"]).load(start, env=vn, device=cfg.device, tensorboard_log=tb)
+            except ValueError as exc:  # SB3: the env's spaces are not the checkpoint's
+                raise PolicyError(f"cannot resume in env {cfg.env}: {' '.join(str(exc).split())}", start) from None
         else:
             vn = normalize(venv, cfg)
             model = build_model(cfg, vn, tb)
@@ -450,16 +484,23 @@ def train(cfg: RLConfig, out: str | os.PathLike, *, resume: bool = False, progre
         from stable_baselines3.common.callbacks import CallbackList
 
         cbs = [log, _Checkpoint(cfg, vn, ckpt), *callbacks]
+        if vn.has_attr("set_progress"):  # Track-v0: its reward schedule follows the run's progress
+            cbs.append(_TrainingProgress(cfg.total_steps))
         if tracker is not None:
             cbs.append(tracker.callback(log))
         if progress:
             cbs.append(_ProgressBar(cfg.total_steps, done))
         t0 = time.perf_counter()
-        if cfg.total_steps > done:
-            model.learn(cfg.total_steps - done, callback=CallbackList(cbs), reset_num_timesteps=start is None,
-                        tb_log_name="run", progress_bar=False)
-        seconds = time.perf_counter() - t0
-        save_policy(model, vn, cfg, out)
+        try:
+            if cfg.total_steps > done:
+                model.learn(cfg.total_steps - done, callback=CallbackList(cbs), reset_num_timesteps=start is None,
+                            tb_log_name="run", progress_bar=False)
+            seconds = time.perf_counter() - t0
+            save_policy(model, vn, cfg, out)
+        except BaseException:
+            if tracker is not None:
+                tracker.finish(None)
+            raise
         if tracker is not None:
             tracker.finish(out)
         ran = int(model.num_timesteps) - done
@@ -475,11 +516,6 @@ def _resume_from(ckpt: Path, out: Path) -> Path:
         return max(found, key=lambda p: read_meta(p)["steps"])
     raise OptiqError(f"--resume: no checkpoint {ckpt.name} or policy {out.name} beside the output to resume from",
                      out)
-
-
-def _check_resume(model, meta: Mapping[str, Any], path: Path) -> None:
-    if model.observation_space.shape != tuple(model.get_env().observation_space.shape):
-        raise PolicyError("the checkpoint's observation shape is not the env's", path)
 
 
 def _tensorboard_dir(cfg: RLConfig, out: Path) -> str | None:
@@ -549,6 +585,21 @@ class _Checkpoint(BaseCallback):
         return True
 
 
+class _TrainingProgress(BaseCallback):
+    """Before every rollout: the envs' ``set_progress(env steps done / total_steps)``, which moves a reward
+    schedule (``TrackConfig.reward_schedule``) from tracking to the task over the run (a resumed run included)."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+
+    def _on_rollout_start(self) -> None:
+        self.training_env.env_method("set_progress", min(self.num_timesteps / self.total, 1.0))
+
+    def _on_step(self) -> bool:
+        return True
+
+
 class _ProgressBar(BaseCallback):
     """A tqdm bar of env steps on stderr, silent when stderr is not a terminal."""
 
@@ -609,9 +660,11 @@ class _MLflow:
 
         return _Log()
 
-    def finish(self, out: Path) -> None:
-        self.mlflow.log_artifact(str(out))
-        self.mlflow.end_run()
+    def finish(self, out: Path | None) -> None:
+        """End the run: FINISHED with the policy file as an artifact, or FAILED (``out`` None)."""
+        if out is not None:
+            self.mlflow.log_artifact(str(out))
+        self.mlflow.end_run(status="FINISHED" if out is not None else "FAILED")
 
 
 # --- rolling out -----------------------------------------------------------------------------------------------

@@ -73,9 +73,6 @@ class LabelVocab:
         """Float frame label names (sorted): the columns of an exported model's ``values`` input."""
         return list(self.floats)
 
-    def __bool__(self) -> bool:
-        return bool(self.labels or self.floats)
-
     def size(self, name: str) -> int:
         """Number of indices of ``name``, ``UNKNOWN`` included."""
         return len(self.labels[name])

@@ -70,26 +70,25 @@ def add_custom(root: ET.Element, joints: Sequence[str], kp: np.ndarray, kd: np.n
 
 
 def lowest_point(model, data) -> float:
-    """Lowest z (metres) of any collision geom of the posed model (``mj_kinematics`` done): spheres, capsules
-    and boxes exactly, other shapes by their bounding sphere."""
-    import mujoco
+    """Lowest z (metres) of any collision geom of the character (not the world's, not drawn-only ones) in the
+    posed model (``mj_kinematics`` done)."""
+    collide = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
+    return float(lowest_points(model, data, np.flatnonzero(collide & (model.geom_bodyid > 0))).min())
 
-    low = np.inf
-    for g in range(model.ngeom):
-        if model.geom_bodyid[g] == 0 or model.geom_contype[g] == 0 and model.geom_conaffinity[g] == 0:
-            continue
-        size, z_axis = model.geom_size[g], data.geom_xmat[g].reshape(3, 3)[2]  # row 2: world z of each local axis
-        kind = model.geom_type[g]
-        if kind == mujoco.mjtGeom.mjGEOM_SPHERE:
-            reach = size[0]
-        elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
-            reach = size[0] + size[1] * abs(z_axis[2])
-        elif kind == mujoco.mjtGeom.mjGEOM_BOX:
-            reach = float(np.abs(z_axis) @ size)
-        else:
-            reach = model.geom_rbound[g]
-        low = min(low, data.geom_xpos[g, 2] - reach)
-    return float(low)
+
+def lowest_points(model, data, geoms: np.ndarray) -> np.ndarray:
+    """Lowest world z ``[G]`` (metres) of each geom in ``geoms`` at the pose in ``data``: exact for spheres,
+    capsules, boxes and ellipsoids, the geom's bounding box otherwise."""
+    kind = model.geom_type[geoms]
+    size = model.geom_size[geoms]
+    up = data.geom_xmat[geoms].reshape(-1, 3, 3)[:, 2, :]  # world z of each geom axis
+    z = data.geom_xpos[geoms, 2]
+    low = z - np.sum(np.abs(up) * model.geom_aabb[geoms, 3:], axis=1)
+    low = np.where(kind == 2, z - size[:, 0], low)  # sphere
+    low = np.where(kind == 3, z - np.abs(up[:, 2]) * size[:, 1] - size[:, 0], low)  # capsule
+    low = np.where(kind == 4, z - np.sqrt(np.sum((up * size) ** 2, axis=1)), low)  # ellipsoid
+    low = np.where(kind == 6, z - np.sum(np.abs(up) * size, axis=1), low)  # box
+    return low
 
 
 def stand_on_ground(root: ET.Element, root_body: ET.Element) -> str:

@@ -1,6 +1,7 @@
 """Control: PD targets (or torques) -> actuator torques at the physics rate.
 
-Three modes (``CONTROL_MODES``), all clipped to the character's torque limits:
+Three modes (``CONTROL_MODES``), all clipped to the character's torque limits and written to the motors as
+``ctrl = torque / gear`` (MuJoCo applies ``gear x ctrl``; the generated characters' gears are 1):
 
 - ``pd``: ``tau = kp * err - kd * qdot`` per actuated degree of freedom. ``err`` is ``mj_differentiatePos(q,
   q_target)``: a hinge's angle difference, and for a ball joint the rotation vector of ``q^-1 q_target`` in the
@@ -48,6 +49,11 @@ class Controller:
         self.kd_dof[self.dofs] = char.kd * gain_scale
         self.kp, self.kd = self.kp_dof[self.dofs], self.kd_dof[self.dofs]
         self.limit = np.where(clip_torques, char.torque_limits, np.inf)
+        # MuJoCo applies gear x ctrl: a motor of gear 100 (Humanoid-v5's) takes ctrl = torque / 100. Generated
+        # characters have unit gears, so their torques go into ctrl as they are (no extra work per substep).
+        self.gear = model.actuator_gear[:, :3].sum(axis=1)  # [nu] one non-zero entry each (actuator_dofs)
+        self._unit_gear = bool(np.all(self.gear == 1.0))
+        self._tau = np.zeros(model.nu)
         self.target = model.qpos0.copy()  # [nq] the PD target (root entries unused)
         self.torque = np.zeros(model.nu)  # [nu] N m, the held torque of ``torque`` mode
         self._torque_scale = np.asarray(char.torque_limits, dtype=np.float64)
@@ -110,21 +116,29 @@ class Controller:
         """Advance ``substeps`` physics steps, recomputing the torques at every one (held in ``torque`` mode)."""
         m, ctrl = self.model, data.ctrl
         if self.mode == "torque":
-            ctrl[:] = self.torque
+            np.divide(self.torque, self.gear, out=ctrl)
             mujoco.mj_step(m, data, nstep=substeps)
             return
         # MjData's arrays are views into its memory: fetched once, they follow the state through the substeps.
         qpos, qvel = data.qpos, data.qvel
+        tau = ctrl if self._unit_gear else self._tau
         if self.mode == "pd":
             for _ in range(substeps):
-                self._pd(qpos, qvel, ctrl)
+                self._pd(qpos, qvel, tau)
+                self._to_ctrl(tau, ctrl)
                 mujoco.mj_step(m, data)
         else:
             bias, passive = data.qfrc_bias, data.qfrc_passive
             for _ in range(substeps):
                 mujoco.mj_step1(m, data)  # positions and velocities: the mass matrix and bias at this state
-                self._spd(data, qpos, qvel, bias, passive, ctrl)
+                self._spd(data, qpos, qvel, bias, passive, tau)
+                self._to_ctrl(tau, ctrl)
                 mujoco.mj_step2(m, data)
+
+    def _to_ctrl(self, tau: np.ndarray, ctrl: np.ndarray) -> None:
+        """Torques ``[nu]`` N m -> the motors' ctrl (torque / gear); with unit gears ``tau`` is ctrl already."""
+        if not self._unit_gear:
+            np.divide(tau, self.gear, out=ctrl)
 
 
 def _full_mass_v3(model, data, out: np.ndarray) -> None:

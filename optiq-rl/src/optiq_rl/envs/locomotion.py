@@ -30,8 +30,7 @@ from optiq.features import _wrap, _yaw
 from .control import ActionMap
 from .observations import heading_turn
 from .reference import Reference, load_references
-from .sim import CharacterSim, EnvConfigError, SimConfig
-from .track import make_config
+from .sim import CharacterEnv, SimConfig, make_config
 
 
 @dataclass
@@ -56,20 +55,13 @@ class LocomotionConfig(SimConfig):
     min_speed: float = 0.1
 
 
-class LocomotionEnv(gym.Env):
+class LocomotionEnv(CharacterEnv):
     """``optiq/Locomotion-v0``; ``LocomotionEnv(**LocomotionConfig settings)`` or ``LocomotionEnv(config=...)``."""
-
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, config: LocomotionConfig | None = None, render_mode: str | None = None, **kwargs):
         self.config = cfg = make_config(LocomotionConfig, config, kwargs)
-        if render_mode not in (None, "rgb_array"):
-            raise EnvConfigError(f"render_mode {render_mode!r} is unknown; expected None or 'rgb_array'")
-        self.render_mode = render_mode
-        self.metadata = {**self.metadata, "render_fps": cfg.control_hz}
-        self.sim = CharacterSim(cfg)
+        self._start(cfg, render_mode)
         self.actions = ActionMap(self.sim.char, self.sim.model, "absolute")
-        self.max_steps = int(round(cfg.max_seconds * cfg.control_hz))
         self.resample_steps = max(1, int(round(cfg.resample_seconds * cfg.control_hz)))
         self.init = None if cfg.init_reference is None else \
             Reference(load_references(cfg.init_reference)[0], self.sim, 1)
@@ -79,13 +71,6 @@ class LocomotionEnv(gym.Env):
         self.weight = lambda term: float(cfg.weights.get(term, 0.0))
         self.target_velocity = np.zeros(2)
         self.target_yaw = 0.0
-
-    def render(self):
-        """``rgb_array``: the frame ``[480, 640, 3]`` uint8 (``CharacterSim.render``); None otherwise."""
-        return self.sim.render() if self.render_mode == "rgb_array" else None
-
-    def close(self):
-        self.sim.close()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -129,7 +114,8 @@ class LocomotionEnv(gym.Env):
         d = sim.data
         v = d.qvel[:2]
         yaw = _yaw(self._body.rot[0])
-        power = float(np.abs(d.ctrl * d.qvel[sim.controller.dofs]).sum())  # W, motors' mechanical power
+        ctl = sim.controller
+        power = float(np.abs(d.ctrl * ctl.gear * d.qvel[ctl.dofs]).sum())  # W: torque (gear x ctrl) x joint speed
         cot = power / (sim.mass * 9.81 * max(float(np.hypot(*v)), cfg.min_speed))
         jerk = float(((a - 2.0 * self._actions[0] + self._actions[1]) ** 2).sum() / len(a))
         self._actions = np.stack((a, self._actions[0]))

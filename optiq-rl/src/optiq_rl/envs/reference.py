@@ -13,14 +13,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import mujoco
 import numpy as np
 import optiq
 from optiq.clip import Clip
 from optiq.errors import OptiqError
 from optiq.features import _yaw
 
-from ..retarget import clip_to_qpos
+from ..retarget import clip_to_qpos, kinematics
 from .observations import BodyState
 from .sim import CharacterSim
 
@@ -116,15 +115,6 @@ def _repeat(clip: Clip, cycles: int) -> Clip:
 
 def _kinematics(sim: CharacterSim, qpos: np.ndarray) -> tuple[BodyState, np.ndarray]:
     """Per frame of qpos ``[T, nq]``: the joints' BodyState (``[T, J, ...]``) and the centre of mass ``[T, 3]``,
-    by MuJoCo's own kinematics on a scratch MjData."""
-    m = sim.model
-    d = mujoco.MjData(m)
-    xpos = np.empty((len(qpos), m.nbody, 3))
-    xquat = np.empty((len(qpos), m.nbody, 4))
-    com = np.empty((len(qpos), 3))
-    for t, row in enumerate(qpos):
-        d.qpos[:] = row
-        mujoco.mj_kinematics(m, d)
-        mujoco.mj_comPos(m, d)
-        xpos[t], xquat[t], com[t] = d.xpos, d.xquat, d.subtree_com[sim.root_body]
+    by MuJoCo's own kinematics (``retarget.kinematics``)."""
+    xpos, xquat, com = kinematics(sim.model, qpos, np.arange(sim.model.nbody), com_of=sim.root_body)
     return sim.features.body_state(xpos, xquat), com

@@ -4,8 +4,9 @@ body features, fall detection, and the settings of all of it (``SimConfig``)."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+import gymnasium as gym
 import mujoco
 import numpy as np
 from optiq.errors import OptiqError
@@ -129,3 +130,36 @@ class CharacterSim:
         """Whether the simulation blew up since the last reset (MuJoCo warns of a bad acceleration, resets the state
         to qpos0 and counts it)."""
         return self._bad_qacc.number > 0  # MuJoCo counts it, and resets the state to qpos0
+
+
+def make_config(cls, config, kwargs: dict):
+    """``config`` (a dataclass of ``cls`` or None) with ``kwargs`` applied; unknown keys are an error."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise EnvConfigError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; settings: "
+                             f"{', '.join(sorted(known))}")
+    base = config if config is not None else cls()
+    return cls(**{**{f.name: getattr(base, f.name) for f in fields(cls)}, **kwargs})
+
+
+class CharacterEnv(gym.Env):
+    """What both optiq envs share as Gymnasium envs: the simulated character (``sim``), ``max_steps`` control
+    steps per episode, the control rate as ``render_fps``, and ``rgb_array`` rendering."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def _start(self, cfg: SimConfig, render_mode: str | None) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise EnvConfigError(f"render_mode {render_mode!r} is unknown; expected None or 'rgb_array'")
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": cfg.control_hz}
+        self.sim = CharacterSim(cfg)
+        self.max_steps = int(round(cfg.max_seconds * cfg.control_hz))
+
+    def render(self):
+        """``rgb_array``: the frame ``[480, 640, 3]`` uint8 (``CharacterSim.render``); None otherwise."""
+        return self.sim.render() if self.render_mode == "rgb_array" else None
+
+    def close(self):
+        self.sim.close()

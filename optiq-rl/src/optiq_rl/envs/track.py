@@ -17,7 +17,7 @@ the body's heading frame, cosine and sine of the relative heading). Action ``[nu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
@@ -26,7 +26,7 @@ from .control import ActionMap
 from .observations import relative_root
 from .reference import Reference, load_references
 from .rewards import RewardSchedule, SimState, TrackingReward
-from .sim import CharacterSim, EnvConfigError, SimConfig
+from .sim import CharacterEnv, EnvConfigError, SimConfig, make_config
 
 
 @dataclass
@@ -56,35 +56,17 @@ class TrackConfig(SimConfig):
     max_tracking_error: float | None = 1.0
 
 
-def make_config(cls, config, kwargs: dict):
-    """``config`` (a dataclass of ``cls`` or None) with ``kwargs`` applied; unknown keys are an error."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise EnvConfigError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; settings: "
-                             f"{', '.join(sorted(known))}")
-    base = config if config is not None else cls()
-    return cls(**{**{f.name: getattr(base, f.name) for f in fields(cls)}, **kwargs})
-
-
-class TrackEnv(gym.Env):
+class TrackEnv(CharacterEnv):
     """``optiq/Track-v0``; ``TrackEnv(reference=..., **TrackConfig settings)`` or ``TrackEnv(config=...)``."""
-
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, config: TrackConfig | None = None, render_mode: str | None = None, **kwargs):
         self.config = cfg = make_config(TrackConfig, config, kwargs)
         if cfg.reference is None:
             raise EnvConfigError("optiq/Track-v0 needs reference=clip file(s) or a dataset to track")
-        self.metadata = {**self.metadata, "render_fps": cfg.control_hz}
-        if render_mode not in (None, "rgb_array"):
-            raise EnvConfigError(f"render_mode {render_mode!r} is unknown; expected None or 'rgb_array'")
-        self.render_mode = render_mode
-        self.sim = CharacterSim(cfg)
+        self._start(cfg, render_mode)
         self.future = np.asarray(cfg.future_frames, dtype=int)
         if self.future.size == 0 or (self.future < 1).any():
             raise EnvConfigError(f"future_frames must be positive frame offsets, got {list(cfg.future_frames)}")
-        self.max_steps = int(round(cfg.max_seconds * cfg.control_hz))
         clips = load_references(cfg.reference, cfg.clips)
         self.references = [Reference(c, self.sim, self.max_steps + int(self.future.max()) + 1, cfg.cyclic)
                            for c in clips]
@@ -120,13 +102,6 @@ class TrackEnv(gym.Env):
             self.reward_fn.weights = self.schedule.weights(self.progress)
 
     # --- episode -------------------------------------------------------------------------------------------
-    def render(self):
-        """``rgb_array``: the frame ``[480, 640, 3]`` uint8 (``CharacterSim.render``); None otherwise."""
-        return self.sim.render() if self.render_mode == "rgb_array" else None
-
-    def close(self):
-        self.sim.close()
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = options or {}
