@@ -79,3 +79,15 @@ def ground_gap():
         return float(d.contact.dist[:d.ncon].min())
 
     return gap
+
+
+@pytest.fixture(scope="session")
+def amp_humanoid(data_dir, tmp_path_factory):
+    """IsaacGymEnvs' AMP humanoid as a character, its one undefined material reference (the floor's ``grid``)
+    stripped."""
+    from optiq_rl.characters import character
+
+    text = (data_dir / "mjcf" / "isaacgymenvs" / "amp_humanoid.xml").read_text()
+    path = tmp_path_factory.mktemp("amp") / "amp_humanoid.xml"
+    path.write_text(text.replace(' material="grid"', ""))
+    return character(path)

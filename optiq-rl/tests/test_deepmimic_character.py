@@ -129,3 +129,18 @@ def test_bad_character_files(tmp_path, character_file):
     with pytest.warns(OptiqWarning, match="no PD gains for joint.s. head"):
         spec = read_character_file(bad)
     assert spec.joints[2].gains == [125.0, 12.5]  # 2.5 x its torque limit of 50 N m, kd = kp / 10
+
+
+def test_forward_is_where_the_walk_goes(character_file, data_dir):
+    """``Character.forward``: the DeepMimic walk travels along the humanoid's facing (its root's heading plus
+    ``forward``), for the built-in character, one built from the file, and one read back from its MJCF."""
+    import optiq
+    from optiq.features import _yaw
+
+    walk = optiq.load_clip(data_dir / "deepmimic" / "humanoid3d_walk.txt")
+    travel = walk.root_translation[-1] - walk.root_translation[0]
+    heading = float(np.mean(_yaw(walk.rotations[:, 0])))
+    for char in (character("deepmimic"), deepmimic_character(character_file)):
+        ahead = heading + char.forward
+        assert np.degrees(abs(np.arctan2(travel[1], travel[0]) - ahead)) < 2.0
+        assert char.forward == pytest.approx(np.pi / 2, abs=1e-12)

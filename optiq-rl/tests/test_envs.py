@@ -163,6 +163,12 @@ def test_cyclic_reference_continues_with_the_root_moved_on(env, walk):
     assert np.abs(ref.pos[cycle:2 * cycle] - ref.pos[:cycle] - shift).max() < 1e-9
     assert np.abs(ref.pos[2 * cycle:3 * cycle] - ref.pos[:cycle] - 2 * shift).max() < 1e-9
     assert ref.velocity == pytest.approx(shift[:2] / walk.duration)
+    # Started past the first cycle (options), the looped reference runs out before max_seconds: truncated there,
+    # not held on its last frame.
+    env.reset(options={"frame": ref.num_frames - 3})
+    env.step(np.zeros(env.action_space.shape))
+    _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape))
+    assert info["frame"] == ref.num_frames - 1 and truncated and not terminated
     once = TrackEnv(reference=walk, cyclic=False)
     once.reset(options={"frame": cycle - 2})
     _, _, _, truncated, info = once.step(np.zeros(once.action_space.shape))
@@ -202,6 +208,14 @@ def test_locomotion_terms_and_target(walk_file):
     c, s = np.cos(yaw), np.sin(yaw)
     assert np.array([[c, -s], [s, c]]) @ obs[f:f + 2] == pytest.approx(first, abs=1e-6)
     assert np.hypot(*obs[f + 2:f + 4]) == pytest.approx(1.0, abs=1e-6)
+    # The target points where the body faces (the DeepMimic humanoid: +y at heading 0) turned to the target
+    # heading, within heading_range of its facing now.
+    def turn(a):  # an angle in (-pi, pi]
+        return float(np.angle(np.exp(1j * a)))
+
+    direction = np.arctan2(first[1], first[0])
+    assert turn(direction - env.target_yaw - np.pi / 2) == pytest.approx(0.0, abs=1e-9)
+    assert abs(turn(direction - yaw - np.pi / 2)) <= env.config.heading_range + 1e-9
     for _ in range(6):
         _, reward, terminated, _, info = env.step(np.zeros(env.action_space.shape))
         assert not terminated
@@ -297,5 +311,5 @@ def test_track_a_bvh_performer_on_its_own_body(data_dir, tmp_path):
     assert np.abs(env.sim.body_state().pos - fk[info["frame"]]).max() < 1e-6  # measured 7e-8 m (MJCF digits)
     env.reset(options={"frame": 57})
     env.step(np.zeros(env.action_space.shape))
-    _, _, terminated, truncated, _ = env.step(np.zeros(env.action_space.shape))
-    assert truncated or terminated
+    _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape))
+    assert info["frame"] == 59 and truncated and not terminated  # the clip's last frame ends it, held upright

@@ -145,3 +145,18 @@ def test_eval_locomotion_velocity_and_energy(tmp_path):
     assert m["length"] == len(cots) >= 1
     assert m["velocity_error"] == pytest.approx(np.mean(speed_errors), rel=1e-9)
     assert m["energy"] == pytest.approx(np.mean(cots), rel=1e-6) and m["energy"] > 0.0
+
+
+def test_baseline_holds_the_reference_whatever_the_action_mode(track_policy, data_dir, tmp_path):
+    """The zero-action baseline is the PD controller held at the reference: for a policy trained with absolute
+    targets (whose zero action is the middle of every joint's range) it runs with residual targets, so it gives
+    the numbers of a residual policy's baseline, episode for episode."""
+    from optiq_rl.evaluate import evaluate
+
+    walk = data_dir / "deepmimic" / "humanoid3d_walk.txt"
+    cfg = RLConfig().updated({"env": "optiq/Track-v0", "env_kwargs.reference": str(walk),
+                              "env_kwargs.action_mode": "absolute", "total_steps": 64, **TINY})
+    absolute = train(cfg, tmp_path / "absolute.zip").out
+    theirs = evaluate(absolute, episodes=2, baseline=True)["rl"]["policies"]["zero action"]
+    ours = evaluate(track_policy, episodes=2, baseline=True)["rl"]["policies"]["zero action"]
+    assert theirs == ours and ours["length"] > 5  # held at the reference, the body stands a while

@@ -14,7 +14,6 @@ from optiq_rl.characters import character
 from optiq_rl.ik import IKOptions, retarget_ik
 from optiq_rl.jointmap import JointMapError, load_joint_map
 from optiq_rl.retarget import body_positions
-from test_jointmap import amp_humanoid
 
 FRAMES = slice(1, 61)  # half a second of the CMU walk at 120 fps, after its T-pose frame 0
 
@@ -149,8 +148,8 @@ def test_orientation_task_keeps_the_pelvis_upright(cmu_on_deepmimic, cmu):
     assert np.abs(tilt(root) - tilt(turned)).max() < 3.0
 
 
-def test_isaacgym_map_drives_the_amp_humanoid(cmu, data_dir, tmp_path):
-    amp = amp_humanoid(data_dir, tmp_path)
+def test_isaacgym_map_drives_the_amp_humanoid(cmu, data_dir, amp_humanoid):
+    amp = amp_humanoid
     jm = load_joint_map(data_dir / "retarget" / "isaacgymenvs_retarget_cmu_to_amp.json")
     r = retarget_ik(cmu, amp, jm, frames=slice(1, 31))
     assert r.qpos.shape == (30, amp.model().nq) and r.metrics["limit_violations"] == 0

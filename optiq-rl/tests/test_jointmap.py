@@ -24,14 +24,6 @@ def _bodies(char):
     return [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, b) for b in range(m.nbody)]
 
 
-def amp_humanoid(data_dir, tmp_path):
-    """IsaacGymEnvs' AMP humanoid, its one undefined material reference (the floor's ``grid``) stripped."""
-    text = (data_dir / "mjcf" / "isaacgymenvs" / "amp_humanoid.xml").read_text()
-    path = tmp_path / "amp_humanoid.xml"
-    path.write_text(text.replace(' material="grid"', ""))
-    return character(path)
-
-
 def test_bvhtodeepmimic_settings_map_sfu_onto_deepmimic(retarget_dir, data_dir):
     jm = load_joint_map(retarget_dir / "bvhtodeepmimic_settings_sfu_to_deepmimic.json")
     assert len(jm.pairs) == 13 and jm.root == "Hips" and jm.file_scale == 0.0254 and jm.scale == 1.0
@@ -45,8 +37,8 @@ def test_bvhtodeepmimic_settings_map_sfu_onto_deepmimic(retarget_dir, data_dir):
     jm.check(sfu.skeleton.names, _bodies(character("deepmimic")))
 
 
-def test_isaacgym_maps_cmu_and_sfu_onto_the_amp_humanoid(retarget_dir, data_dir, tmp_path):
-    amp = amp_humanoid(data_dir, tmp_path)
+def test_isaacgym_maps_cmu_and_sfu_onto_the_amp_humanoid(retarget_dir, data_dir, amp_humanoid):
+    amp = amp_humanoid
     cmu_map = load_joint_map(retarget_dir / "isaacgymenvs_retarget_cmu_to_amp.json")
     sfu_map = load_joint_map(retarget_dir / "isaacgymenvs_retarget_sfu_to_amp.json")
     assert len(cmu_map.pairs) == len(sfu_map.pairs) == 15
@@ -114,6 +106,7 @@ def test_optiq_json_round_trip_and_short_form():
     ({"joints": {}}, "key 'joints': maps no joint"),
     ({"mapping": {}}, "not a joint map: expected 'joints' (optiq)"),
     ({"joints": {"Hips": "root"}, "version": 9}, "joint map version 9 is not one this optiq reads"),
+    ({"joints": {"Hips": "root"}, "scael": "height"}, "unknown key(s) scael; expected format, version"),
 ])
 def test_bad_maps_name_the_file_and_place(tmp_path, data, message):
     path = tmp_path / "map.json"

@@ -22,7 +22,7 @@ def test_gymnasium_humanoid_by_path():
     limits = dict(zip(char.actuator_names(), char.torque_limits, strict=True))
     assert limits["abdomen_y"] == pytest.approx(40.0) and limits["right_hip_y"] == pytest.approx(120.0)
     assert char.kp == pytest.approx(2.0 * char.torque_limits) and char.kd == pytest.approx(char.kp / 10)
-    assert char.fall_bodies == ()
+    assert char.fall_bodies == () and char.forward == 0.0  # no optiq_forward: it faces +x, as Gymnasium's walks
 
 
 def test_generated_mjcf_reads_back_whole(tmp_path):
@@ -32,7 +32,7 @@ def test_generated_mjcf_reads_back_whole(tmp_path):
     assert back.name == "body" and back.joint_names == built.joint_names
     assert np.array_equal(back.kp, built.kp) and np.array_equal(back.kd, built.kd)
     assert np.array_equal(back.torque_limits, built.torque_limits) and back.fall_bodies == built.fall_bodies
-    assert back.model().nq == built.model().nq
+    assert back.model().nq == built.model().nq and back.forward == pytest.approx(built.forward, abs=1e-8)  # 9 digits
 
 
 def test_mjcf_that_does_not_load(tmp_path):

@@ -37,7 +37,8 @@ REPORT_VERSION = 2
 
 
 class _ZeroPolicy:
-    """The zero action: with residual PD targets, the PD controller held at the reference."""
+    """The zero action: with residual PD targets (``_reference_pd_env``), the PD controller held at the
+    reference."""
 
     def __init__(self, policy: Policy):
         self.shape = policy.model.action_space.shape
@@ -59,7 +60,12 @@ def evaluate(policy: str | os.PathLike | Policy, *, env: str | None = None, epis
         env_id = env or pol.meta["env"]
         policies = {"policy": run_episodes(pol, e, episodes, seed, deterministic)}
         if baseline:
-            policies["zero action"] = run_episodes(_ZeroPolicy(pol), e, episodes, seed, True)
+            held = _reference_pd_env(pol, env, e)
+            try:
+                policies["zero action"] = run_episodes(_ZeroPolicy(pol), held, episodes, seed, True)
+            finally:
+                if held is not e:
+                    held.close()
     finally:
         e.close()
     report: dict[str, Any] = {"version": REPORT_VERSION, "title": f"{Path(pol.path).name} on {env_id}",
@@ -73,6 +79,17 @@ def evaluate(policy: str | os.PathLike | Policy, *, env: str | None = None, epis
         with atomic_text(out, suffixes=(".json",)) as fh:
             json.dump(report, fh, indent=1)
     return report
+
+
+def _reference_pd_env(pol: Policy, env_id: str | None, env):
+    """The env the zero-action baseline runs in: Track-v0 with residual PD targets (and PD control where the
+    policy sends torques), so that the zero action holds the PD controller at the reference whatever the policy's
+    action mode; any other env as it is."""
+    config = getattr(env.unwrapped, "config", None)
+    if not hasattr(env.unwrapped, "references") or (config.action_mode == "residual" and config.control != "torque"):
+        return env
+    return pol.make_env(env_id, {"action_mode": "residual",
+                                 "control": "spd" if config.control == "torque" else config.control})
 
 
 def run_episodes(pol, env, episodes: int, seed: int, deterministic: bool) -> dict[str, float]:

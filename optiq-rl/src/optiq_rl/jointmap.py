@@ -173,7 +173,14 @@ def parse_joint_map(data: Any, path: str | os.PathLike | None) -> JointMap:
                         "'joint_mapping' (IsaacGymEnvs)", where)
 
 
+#: The top-level keys of optiq's own format (``description`` is for people).
+OPTIQ_KEYS = ("format", "version", "name", "description", "scale", "root", "joints")
+
+
 def _read_optiq(data: Mapping[str, Any], where: str | None) -> JointMap:
+    unknown = sorted(set(data) - set(OPTIQ_KEYS))
+    if unknown:  # a misspelt "scale" or "root" would otherwise fall back to its default unseen
+        raise JointMapError(f"unknown key(s) {', '.join(unknown)}; expected {', '.join(OPTIQ_KEYS)}", where)
     if data.get("version", VERSION) != VERSION:
         raise JointMapError(f"joint map version {data.get('version')!r} is not one this optiq reads ({VERSION})",
                             where, "key 'version'")

@@ -24,7 +24,9 @@ class Character:
     ``body_names[i]`` (the same names unless a joint map says otherwise). kp ``[nu]`` N m/rad, kd ``[nu]``
     N m s/rad: PD gains per actuator (one actuator per actuated degree of freedom, in the model's actuator order).
     torque_limits ``[nu]`` N m: the largest torque each actuator applies. fall_bodies: bodies whose ground
-    contact ends an episode as a fall. source: where it was built from.
+    contact ends an episode as a fall. source: where it was built from. forward: the direction the body faces
+    (walks) at heading 0, radians about z from +x: pi/2 for the DeepMimic humanoid (+y), 0 for Humanoid-v5 and
+    for bodies built from optiq skeletons (+x, the BVH loaders' walks).
     """
 
     name: str
@@ -36,6 +38,7 @@ class Character:
     body_names: tuple[str, ...] = ()
     fall_bodies: tuple[str, ...] = ()
     source: str = ""
+    forward: float = 0.0
     _model: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -135,7 +138,8 @@ def _one_line(exc: BaseException) -> str:
 def load_mjcf(path: str | os.PathLike, name: str | None = None) -> Character:
     """A character from any MJCF file.
 
-    The optiq custom fields (``characters.mjcf``) are used when present. Otherwise the joints are the bodies of
+    The optiq custom fields (``characters.mjcf``) are used when present (without ``optiq_forward`` the body faces
+    +x). Otherwise the joints are the bodies of
     the tree that holds the first free joint (else the first body), in model order, each named after its body;
     torque limits come from each motor's ``gear`` times its ``ctrlrange`` (else its ``forcerange``, else the
     joint's ``actuatorfrcrange``), and the gains default to ``kp = 2 x torque limit`` (full torque at 0.5 rad
@@ -158,8 +162,9 @@ def load_mjcf(path: str | os.PathLike, name: str | None = None) -> Character:
     kp = custom.get("optiq_kp", 2.0 * np.where(np.isfinite(limits), limits, 150.0))
     kd = custom.get("optiq_kd", kp / 10.0)
     fall = custom.get("optiq_fall_bodies", "").split()
+    forward = float(custom["optiq_forward"][0]) if "optiq_forward" in custom else 0.0
     return Character(name or path.stem, xml, tuple(bodies), kp, kd, limits, fall_bodies=tuple(fall),
-                     source=os.fspath(path), _model=model)
+                     source=os.fspath(path), forward=forward, _model=model)
 
 
 def _saved_xml(model) -> str:

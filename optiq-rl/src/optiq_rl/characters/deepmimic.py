@@ -252,10 +252,13 @@ def build_character(spec: HumanoidDef, name: str | None = None) -> Character:
         _add_geom(bodies[shape.joint], shape, rest[shape.joint], VISUAL)
     scene.append(actuators)
     fall = tuple(spec.joints[b.joint].name for b in spec.bodies if b.fall_contact)
-    add_custom(scene, [j.name for j in spec.joints], np.array(kp), np.array(kd), fall)
+    # DeepMimic's characters face their file's +x (the reference direction of cKinTree::CalcHeading): +y here.
+    ahead = _to_z_up(np.array([1.0, 0.0, 0.0]))
+    forward = float(np.arctan2(ahead[1], ahead[0]))
+    add_custom(scene, [j.name for j in spec.joints], np.array(kp), np.array(kd), fall, forward)
     xml = stand_on_ground(scene, bodies[0])
     return Character(name, xml, tuple(j.name for j in spec.joints), kp, kd, limits, fall_bodies=fall,
-                     source=spec.source)
+                     source=spec.source, forward=forward)
 
 
 def _add_geom(body: ET.Element, shape: ShapeDef, rest: np.ndarray, contact: dict) -> None:

@@ -7,6 +7,8 @@ Custom fields of a generated MJCF (``<custom>``), read back by ``character("body
 - ``optiq_kp``, ``optiq_kd`` (numeric, one value per actuator in actuator order): PD gains, N m/rad and
   N m s/rad.
 - ``optiq_fall_bodies`` (text): bodies whose contact with the ground is a fall (DeepMimic's EnableFallContact).
+- ``optiq_forward`` (numeric, one value): the direction the body faces at heading 0, radians about z from +x
+  (``Character.forward``); absent: 0.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ def add_motor(actuators: ET.Element, name: str, joint: str, limit: float, axis: 
 
 
 def add_custom(root: ET.Element, joints: Sequence[str], kp: np.ndarray, kd: np.ndarray,
-               fall_bodies: Sequence[str]) -> None:
+               fall_bodies: Sequence[str], forward: float = 0.0) -> None:
     """The optiq custom fields (see the module docstring)."""
     custom = ET.SubElement(root, "custom")
+    if forward:
+        ET.SubElement(custom, "numeric", name="optiq_forward", data=fmt(forward))
     ET.SubElement(custom, "text", name="optiq_joints", data=" ".join(joints))
     ET.SubElement(custom, "numeric", name="optiq_kp", data=fmt(kp))
     ET.SubElement(custom, "numeric", name="optiq_kd", data=fmt(kd))

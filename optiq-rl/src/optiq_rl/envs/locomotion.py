@@ -2,7 +2,8 @@
 
 The character starts standing (its rest pose, ``qpos0``, with small noise) or on a random frame of an optional
 ``init_reference`` clip, and must move at a target ground velocity: a speed and a heading, resampled every
-``resample_seconds``. Reward terms (each in ``info`` as ``reward_<term>``, weighted; raw values as
+``resample_seconds``; the velocity points where the body faces once turned to the target heading (its facing at
+heading 0 is ``Character.forward``: +y for the DeepMimic humanoid). Reward terms (each in ``info`` as ``reward_<term>``, weighted; raw values as
 ``error_<term>``/``value_<term>``):
 
 - ``velocity``: ``w exp(-k |v_xy - v_target|^2)``, the root's horizontal velocity (m/s) against the target's;
@@ -98,7 +99,9 @@ class LocomotionEnv(CharacterEnv):
         speed = self.np_random.uniform(lo, hi)
         yaw = _yaw(self._body.rot[0]) + self.np_random.uniform(-1.0, 1.0) * self.config.heading_range
         self.target_yaw = float(_wrap(yaw))
-        self.target_velocity = speed * np.array([np.cos(yaw), np.sin(yaw)])
+        # The body walks along its facing, which at heading 0 is Character.forward (+y for the DeepMimic humanoid).
+        ahead = yaw + self.sim.char.forward
+        self.target_velocity = speed * np.array([np.cos(ahead), np.sin(ahead)])
 
     def step(self, action):
         sim, cfg = self.sim, self.config

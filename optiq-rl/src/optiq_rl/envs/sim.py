@@ -108,17 +108,16 @@ class CharacterSim:
 
     def render(self, width: int = 640, height: int = 480) -> np.ndarray:
         """``[height, width, 3]`` uint8: MuJoCo's offscreen image of the scene, the camera following the root
-        (3.5 m away, 15 degrees above, looking along +x). Needs an OpenGL backend when headless (``MUJOCO_GL=egl``
-        or ``osmesa``)."""
-        if self._renderer is None or (self._renderer.width, self._renderer.height) != (width, height):
+        (3.5 m away, 15 degrees above, looking along +x), drawn by the videos' ``render.SceneRenderer`` (which
+        picks EGL or OSMesa when headless, and names the package to install when neither is there)."""
+        if self._renderer is None or self._renderer.renderer.width != width \
+                or self._renderer.renderer.height != height:
+            from ..render import SceneRenderer
+
             self.close()
-            self._renderer = mujoco.Renderer(self.model, height, width)
-            self._camera = mujoco.MjvCamera()
-            self._camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-            self._camera.trackbodyid = self.root_body
-            self._camera.distance, self._camera.elevation, self._camera.azimuth = 3.5, -15.0, 0.0
-        self._renderer.update_scene(self.data, camera=self._camera)
-        return self._renderer.render()
+            self._renderer = SceneRenderer(self.model, (width, height), self.root_body, distance=3.5,
+                                           elevation=-15.0, azimuth=0.0)
+        return self._renderer.frame(self.data)
 
     def close(self) -> None:
         """Free the renderer (its OpenGL context), if any."""

@@ -5,7 +5,8 @@ frame's qpos and qvel, a random frame of the clip, or its first with ``rsi=False
 turns the action into PD targets (residual on the reference's next frame, or absolute), runs the physics
 substeps, and scores the body against the reference at the same time (``rewards.TrackingReward``). It ends on a
 fall (a fall body touches the ground), when a body is further than ``max_tracking_error`` from its reference,
-and is truncated after ``max_seconds`` or at the end of a clip that does not loop (``reference.py``).
+and is truncated after ``max_seconds`` or at the reference's last frame: the end of a clip that does not loop
+(``reference.py``), or of a looped one started past its first cycle (``reset(options={"frame": ...})``).
 
 Observation ``[F + K F + K 5]`` float32, ``F`` the width of ``optiq.features`` rows of the character, ``K``
 future frames: the body's feature row, the reference's feature rows at ``t + k`` for each future frame ``k``,
@@ -146,8 +147,9 @@ class TrackEnv(CharacterEnv):
         strayed = self.config.max_tracking_error is not None and body_error > self.config.max_tracking_error
         unstable = bool(sim.unstable())
         terminated = bool(fell or strayed or unstable)
-        truncated = bool(not terminated and (self.steps >= self.max_steps
-                                             or (not ref.cyclic and nxt >= ref.num_frames - 1)))
+        # A looped reference is long enough for max_seconds from any frame of its first cycle (RSI's starts);
+        # its last frame ends only an episode started later.
+        truncated = bool(not terminated and (self.steps >= self.max_steps or nxt >= ref.num_frames - 1))
         info = {"clip": ref.name, "frame": nxt, "body_error": body_error, "fell": bool(fell),
                 "strayed": bool(strayed), "unstable": unstable, **{f"reward_{k}": v for k, v in rewards.items()},
                 **{f"error_{k}": v for k, v in errors.items()}}
