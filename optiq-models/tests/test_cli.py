@@ -10,7 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 from optiq.cli.groups import eval_group, shared_group, train_group
-from optiq_models.cli_train import add_commands, parse_overrides
+from optiq.config import parse_overrides
+from optiq_models.cli_train import add_commands
 
 TINY = ["--config", "mlp", "--max-steps", "12", "--labels", "content", "--split-by", "label:content",
         "--model.hidden", "16", "--model.layers=1", "window=8", "--batch-size", "4", "--eval-interval", "6",

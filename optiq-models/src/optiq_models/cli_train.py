@@ -8,34 +8,12 @@ from collections.abc import Sequence
 
 import click
 from optiq.cli.params import PositiveFloat
+from optiq.config import parse_overrides
 from optiq.errors import OptiqError
 
 
 def _progress(ctx: click.Context) -> bool:
     return not (ctx.find_root().obj or {}).get("quiet", False)
-
-
-def parse_overrides(args: Sequence[str]) -> list[str]:
-    """Extra command-line words as ``key=value`` overrides: ``--lr 1e-3``, ``--lr=1e-3``, ``lr=1e-3``,
-    ``--model.d_model 256``; a ``--flag`` followed by another option or nothing means ``flag=true``."""
-    out, args, i = [], list(args), 0
-    while i < len(args):
-        word = args[i]
-        if word.startswith("--"):
-            key = word[2:]
-            if "=" in key:
-                out.append(key)
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                out.append(f"{key}={args[i + 1]}")
-                i += 1
-            else:
-                out.append(f"{key}=true")
-        elif "=" in word:
-            out.append(word)
-        else:
-            raise OptiqError(f"unexpected argument {word!r}: config overrides are --key VALUE or key=value")
-        i += 1
-    return out
 
 
 def _labels(items: Sequence[str]) -> dict[str, str] | None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from optiq import OptiqError
+from optiq import config as config_errors
 from optiq.atomic import atomic_path, check_output_path
 
 from . import data as D
@@ -35,8 +36,8 @@ from . import data as D
 CONFIGS = Path(__file__).parent / "configs"
 
 
-class ConfigError(OptiqError):
-    """A training configuration key that does not exist or has a value of the wrong type."""
+# A training configuration key that does not exist or has a value of the wrong type (one class for every package).
+ConfigError = config_errors.ConfigError
 
 
 @dataclass
@@ -133,41 +134,22 @@ def _checked(key: str, value: Any, hint: Any, where: str) -> Any:
 
 def config_path(name: str | os.PathLike) -> Path:
     """A config file: a path, or the name of a shipped one (``transformer``, ``model_mlp``, ``model_mlp.yaml``)."""
-    p = Path(name)
-    if p.is_file():
-        return p
-    stem = p.name.removesuffix(".yaml").removesuffix(".yml")
-    for cand in (stem, f"model_{stem}"):
-        shipped = CONFIGS / f"{cand}.yaml"
-        if shipped.is_file():
-            return shipped
-    known = ", ".join(sorted(q.stem for q in CONFIGS.glob("*.yaml")))
-    raise ConfigError(f"no config file {str(name)!r}; shipped configs: {known}")
+    from optiq.config import find_config
+
+    return find_config(name, CONFIGS, ("", "model_"))
 
 
 def load_config(name: str | os.PathLike | None = None, overrides: Mapping[str, Any] | Sequence[str] = ()) -> TrainConfig:
     """The config of a YAML file (a path or a shipped name; None: defaults) with ``overrides`` applied
     (a mapping, or ``key=value`` strings whose values are read as YAML: ``lr=1e-3``, ``labels=[content]``)."""
-    import yaml
+    from optiq.config import override_values, read_config_file
 
     cfg = TrainConfig()
     if name is not None:
         path = config_path(name)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {' '.join(str(exc).split())}", path) from None
-        if not isinstance(values, Mapping):
-            raise ConfigError("expected a mapping of keys to values", path)
-        cfg = cfg.updated(values, str(path))
+        cfg = cfg.updated(read_config_file(path), str(path))
     if not isinstance(overrides, Mapping):
-        parsed = {}
-        for item in overrides:
-            key, sep, text = str(item).partition("=")
-            if not sep or not key:
-                raise ConfigError(f"override {item!r}: expected key=value")
-            parsed[key.strip().lstrip("-")] = yaml.safe_load(text) if text.strip() else None
-        overrides = parsed
+        overrides = override_values(overrides)
     return cfg.updated(overrides, "command line")
 
 

@@ -195,6 +195,8 @@ def train_rl(ctx: click.Context, env_id, config, reference, clips, char_name, to
     (Track-v0: track_deepmimic_walk, Locomotion-v0: locomotion_deepmimic, Humanoid-v5: ppo_humanoid or
     sac_humanoid). Any config key can follow as --KEY VALUE (e.g. --algo_kwargs.learning_rate 1e-4,
     --env_kwargs.control pd); an unknown key is an error naming it."""
+    from optiq.config import parse_overrides
+
     from .train import default_config, load_config, summary_line, train
 
     named = {"env": env_id, "algo": algo, "seed": seed, "n_envs": n_envs, "total_steps": total_steps}
@@ -252,31 +254,6 @@ def export_cmd(policy: str, fmt: str, out: str) -> None:
 
 def _progress(ctx: click.Context) -> bool:
     return not (ctx.find_root().obj or {}).get("quiet", False)
-
-
-def parse_overrides(args) -> list[str]:
-    """Extra command-line words as ``key=value`` overrides: ``--total_steps 1e6``, ``--algo_kwargs.gamma=0.95``,
-    ``key=value``; a ``--flag`` followed by another option or nothing means ``flag=true``."""
-    from optiq.errors import OptiqError
-
-    out, args, i = [], list(args), 0
-    while i < len(args):
-        word = args[i]
-        if word.startswith("--"):
-            key = word[2:]
-            if "=" in key:
-                out.append(key)
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                out.append(f"{key}={args[i + 1]}")
-                i += 1
-            else:
-                out.append(f"{key}=true")
-        elif "=" in word:
-            out.append(word)
-        else:
-            raise OptiqError(f"unexpected argument {word!r}: config overrides are --key VALUE or key=value")
-        i += 1
-    return out
 
 
 def add_commands(cli: click.Group) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from optiq import config as config_errors
 from optiq.atomic import atomic_path, check_output_path
 from optiq.errors import OptiqError
 from stable_baselines3.common.callbacks import BaseCallback
@@ -42,8 +43,8 @@ POLICY_FORMAT = 1
 ALGOS = ("ppo", "sac")
 
 
-class ConfigError(OptiqError):
-    """A training configuration key that does not exist or has a value of the wrong type."""
+# A training configuration key that does not exist or has a value of the wrong type (one class for every package).
+ConfigError = config_errors.ConfigError
 
 
 class PolicyError(OptiqError):
@@ -157,40 +158,23 @@ def _number(value: Any) -> Any:
 
 def config_path(name: str | os.PathLike) -> Path:
     """A config file: a path, or the name of a shipped one (``ppo_humanoid``, ``track_deepmimic_walk``)."""
-    p = Path(name)
-    if p.is_file():
-        return p
-    shipped = CONFIGS / f"{p.name.removesuffix('.yaml').removesuffix('.yml')}.yaml"
-    if shipped.is_file():
-        return shipped
-    known = ", ".join(sorted(q.stem for q in CONFIGS.glob("*.yaml")))
-    raise ConfigError(f"no config file {str(name)!r}; shipped configs: {known}")
+    from optiq.config import find_config
+
+    return find_config(name, CONFIGS)
 
 
 def load_config(name: str | os.PathLike | None = None,
                 overrides: Mapping[str, Any] | Sequence[str] = ()) -> RLConfig:
     """The config of a YAML file (a path or a shipped name; None: defaults) with ``overrides`` applied (a mapping,
     or ``key=value`` strings whose values are read as YAML: ``total_steps=2e6``, ``policy.net_arch=[64,64]``)."""
-    import yaml
+    from optiq.config import override_values, read_config_file
 
     cfg = RLConfig()
     if name is not None:
         path = config_path(name)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {' '.join(str(exc).split())}", path) from None
-        if not isinstance(values, Mapping):
-            raise ConfigError("expected a mapping of keys to values", path)
-        cfg = cfg.updated(values, str(path))
+        cfg = cfg.updated(read_config_file(path), str(path))
     if not isinstance(overrides, Mapping):
-        parsed = {}
-        for item in overrides:
-            key, sep, text = str(item).partition("=")
-            if not sep or not key:
-                raise ConfigError(f"override {item!r}: expected key=value")
-            parsed[key.strip().lstrip("-")] = _number(yaml.safe_load(text)) if text.strip() else None
-        overrides = parsed
+        overrides = override_values(overrides, _number)
     return cfg.updated(overrides, "command line")
 
 
