@@ -424,18 +424,9 @@ class _MLflow:
     def __init__(self, cfg: TrainConfig, out: Path):
         if cfg.track != "mlflow":
             raise ConfigError(f"key 'track' must be mlflow or null, got {cfg.track!r}")
-        try:
-            import mlflow
-        except ImportError:
-            raise ConfigError('track: mlflow is not installed; pip install "optiq[infra]"') from None
-        self.mlflow = mlflow
-        folder = out.resolve().parent
-        mlflow.set_tracking_uri(cfg.track_uri or f"sqlite:///{folder / 'mlflow.db'}")
-        name = "optiq-models"
-        if mlflow.get_experiment_by_name(name) is None:
-            mlflow.create_experiment(name, artifact_location=(folder / "mlartifacts").as_uri())
-        mlflow.set_experiment(name)
-        mlflow.start_run(run_name=out.stem)
+        from optiq.tracking import start_mlflow_run
+
+        self.mlflow = mlflow = start_mlflow_run("optiq-models", out, out.stem, cfg.track_uri)
         params = {k: v for k, v in cfg.to_json().items() if k != "model"}
         params.update({f"model.{k}": v for k, v in cfg.model.items()})
         mlflow.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})

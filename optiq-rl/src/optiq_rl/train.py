@@ -610,18 +610,9 @@ class _MLflow:
     policy file as an artifact. The store defaults to ``mlflow.db`` beside the policy (extra ``optiq[infra]``)."""
 
     def __init__(self, cfg: RLConfig, out: Path):
-        try:
-            import mlflow
-        except ImportError:
-            raise ConfigError('track: mlflow is not installed; pip install "optiq[infra]"') from None
-        self.mlflow = mlflow
-        folder = out.resolve().parent
-        mlflow.set_tracking_uri(cfg.track_uri or f"sqlite:///{folder / 'mlflow.db'}")
-        name = "optiq-rl"
-        if mlflow.get_experiment_by_name(name) is None:
-            mlflow.create_experiment(name, artifact_location=(folder / "mlartifacts").as_uri())
-        mlflow.set_experiment(name)
-        mlflow.start_run(run_name=out.name.removesuffix(".zip"))
+        from optiq.tracking import start_mlflow_run
+
+        self.mlflow = mlflow = start_mlflow_run("optiq-rl", out, out.name.removesuffix(".zip"), cfg.track_uri)
         params = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in cfg.to_json().items()}
         mlflow.log_params(params)
 
