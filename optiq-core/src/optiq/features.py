@@ -268,10 +268,14 @@ def decode_rotations(r: np.ndarray, rotation: str) -> np.ndarray:
     return np.where(q[..., :1] < 0, -q, q)
 
 
-def _yaw(q: np.ndarray) -> np.ndarray:
-    """Heading ``[...]`` radians of world rotations ``[..., 4]``: the angle of their twist about world Z.
-    Turning the whole clip by psi about Z adds psi to it exactly."""
+def heading_angle(q: np.ndarray) -> np.ndarray:
+    """Heading ``[...]`` radians of world rotations ``[..., 4]`` (w, x, y, z): the angle of their twist about world
+    Z. Turning the whole clip by psi about Z adds psi to it exactly. The heading frame of the features turns with it
+    (the RL package's observations use the same definition)."""
     return 2.0 * np.arctan2(q[..., 3], q[..., 0])
+
+
+_yaw = heading_angle
 
 
 def _yaw_quat(yaw: np.ndarray) -> np.ndarray:
@@ -292,8 +296,12 @@ def _turn(v: np.ndarray, cos: np.ndarray, sin: np.ndarray, out: np.ndarray | Non
     return out
 
 
-def _wrap(a: np.ndarray) -> np.ndarray:
+def wrap_angle(a: np.ndarray) -> np.ndarray:
+    """Angles ``[...]`` radians wrapped to (-pi, pi]."""
     return np.pi - np.mod(np.pi - a, 2.0 * np.pi)
+
+
+_wrap = wrap_angle
 
 
 # --- featurize / defeaturize -------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import mujoco
 import numpy as np
-from optiq.features import _wrap, _yaw
+from optiq.features import heading_angle as _yaw
+from optiq.features import wrap_angle as _wrap
 
 from .control import ActionMap
 from .observations import heading_turn

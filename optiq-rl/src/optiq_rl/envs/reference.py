@@ -17,7 +17,7 @@ import numpy as np
 import optiq
 from optiq.clip import Clip
 from optiq.errors import OptiqError
-from optiq.features import _yaw
+from optiq.features import heading_angle as _yaw
 
 from ..retarget import clip_to_qpos, kinematics
 from .observations import BodyState
