@@ -16,7 +16,8 @@ def test_character_from_deepmimic_file(cli, character_file, tmp_path):
     out = tmp_path / "body.xml"
     result = CliRunner().invoke(cli, ["rl", "character", "--deepmimic", str(character_file), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"{out}: 15 joints, 28 motors, 45.0 kg, nq 43, nv 34"
+    # It faces +y at rest: DeepMimic walks along its +x heading reference, which the axis change turns to +y.
+    assert result.stdout.strip() == f"{out}: 15 joints, 28 motors, 45.0 kg, nq 43, nv 34, faces 90 deg from +x at rest"
     assert np.array_equal(character(out).kp, character("deepmimic").kp)
 
 

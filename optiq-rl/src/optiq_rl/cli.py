@@ -5,6 +5,7 @@ are imported when a command runs, so ``optiq --help`` and ``optiq plugins list``
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -166,12 +167,13 @@ def describe(char) -> dict:
             "bodies": list(char.body_names), "nq": int(m.nq), "nv": int(m.nv), "nu": int(m.nu),
             "mass_kg": float(m.body_mass.sum()), "actuators": char.actuator_names(), "kp": char.kp.tolist(),
             "kd": char.kd.tolist(), "torque_limits": char.torque_limits.tolist(),
-            "fall_bodies": list(char.fall_bodies)}
+            "fall_bodies": list(char.fall_bodies), "forward_rad": float(getattr(char, "forward", 0.0))}
 
 
 def _summary(char) -> str:
     m = char.model()
-    return (f"{len(char.joint_names)} joints, {m.nu} motors, {m.body_mass.sum():.1f} kg, nq {m.nq}, nv {m.nv}")
+    return (f"{len(char.joint_names)} joints, {m.nu} motors, {m.body_mass.sum():.1f} kg, nq {m.nq}, nv {m.nv}, "
+            f"faces {math.degrees(getattr(char, 'forward', 0.0)):.0f} deg from +x at rest")
 
 
 # --- training, evaluation, export (train.py, evaluate.py, export.py) -------------------------------------------
