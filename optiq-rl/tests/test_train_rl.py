@@ -144,6 +144,13 @@ def test_sac_runs_with_tensorboard_logs(tmp_path):
     assert policy.act(obs).shape == env.action_space.shape
     env.close()
 
+    # The replay buffer is saved beside the policy and reloaded on resume: the resumed run starts from the 64
+    # transitions it had (not from an empty buffer) and adds its own.
+    assert (tmp_path / "sac.replay.pkl").is_file()
+    more = cfg.updated({"total_steps": 96})
+    again = train(more, tmp_path / "sac.zip", resume=True)
+    assert again.steps == 96 and again.model.replay_buffer.size() == 96
+
 
 def test_mlflow_tracking(tmp_path):
     mlflow = pytest.importorskip("mlflow")

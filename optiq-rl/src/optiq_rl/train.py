@@ -5,8 +5,9 @@ in a ``DummyVecEnv`` or ``SubprocVecEnv``), wrap them in ``VecNormalize`` (runni
 observations, scaled returns), build PPO or SAC with the policy of ``policy_kwargs(config)`` (the one place that
 decides the network: issue 11 extends it), learn, and write the policy file atomically. Every
 ``checkpoint_interval`` env steps the whole state goes to ``<out stem>.checkpoint.zip`` (atomically), so
-``resume=True`` continues a stopped run with its step count, optimiser and normalisation statistics (not SAC's
-replay buffer, which starts empty again).
+``resume=True`` continues a stopped run with its step count, optimiser and normalisation statistics; SAC's
+replay buffer goes beside it to ``<out stem>.replay.pkl`` (SB3's own pickle: load only your own files) and is
+reloaded on resume.
 
 The policy file is SB3's own zip (``PPO.load`` reads it) with one more member, ``optiq.json``: the env id and its
 settings (character and reference files as absolute paths), the algorithm, the config, the env steps done and the
@@ -345,6 +346,17 @@ def save_policy(model, vn, cfg: RLConfig, path: str | os.PathLike, inputs: Seque
     return Path(path)
 
 
+def save_replay(model, out: str | os.PathLike) -> Path | None:
+    """An off-policy model's replay buffer (SAC) to ``<out stem>.replay.pkl`` atomically, for ``--resume``; None
+    for on-policy models (PPO), which have none."""
+    if getattr(model, "replay_buffer", None) is None:
+        return None
+    path = beside(out, ".replay.pkl")
+    with atomic_path(path, suffixes=(".pkl",)) as tmp, open(tmp, "wb") as fh:
+        model.save_replay_buffer(fh)
+    return path
+
+
 def _json_default(obj):
     if isinstance(obj, (np.floating, np.integer)):
         return obj.item()
@@ -459,6 +471,9 @@ def _train(cfg: RLConfig, out: Path, resume: bool, progress: bool, callbacks: Se
                 model = algo_class(prev["algo"]).load(start, env=vn, device=cfg.device, tensorboard_log=tb)
             except ValueError as exc:  # SB3: the env's spaces are not the checkpoint's
                 raise PolicyError(f"cannot resume in env {cfg.env}: {' '.join(str(exc).split())}", start) from None
+            replay = beside(out, ".replay.pkl")
+            if getattr(model, "replay_buffer", None) is not None and replay.is_file():
+                model.load_replay_buffer(replay)
         else:
             vn = normalize(venv, cfg)
             model = build_model(cfg, vn, tb)
@@ -467,7 +482,7 @@ def _train(cfg: RLConfig, out: Path, resume: bool, progress: bool, callbacks: Se
         tracker = _MLflow(cfg, out) if cfg.track else None
         from stable_baselines3.common.callbacks import CallbackList
 
-        cbs = [log, _Checkpoint(cfg, vn, ckpt), *callbacks]
+        cbs = [log, _Checkpoint(cfg, vn, ckpt, out), *callbacks]
         if vn.has_attr("set_progress"):  # Track-v0: its reward schedule follows the run's progress
             cbs.append(_TrainingProgress(cfg.total_steps))
         if tracker is not None:
@@ -481,6 +496,7 @@ def _train(cfg: RLConfig, out: Path, resume: bool, progress: bool, callbacks: Se
                             tb_log_name="run", progress_bar=False)
             seconds = time.perf_counter() - t0
             save_policy(model, vn, cfg, out)
+            save_replay(model, out)
         except BaseException:
             if tracker is not None:
                 tracker.finish(None)
@@ -553,9 +569,9 @@ class _ProgressLog(BaseCallback):
 class _Checkpoint(BaseCallback):
     """Every ``checkpoint_interval`` env steps: the whole state to the checkpoint file, atomically."""
 
-    def __init__(self, cfg: RLConfig, vn, path: Path):
+    def __init__(self, cfg: RLConfig, vn, path: Path, out: Path):
         super().__init__()
-        self.cfg, self.vn, self.path = cfg, vn, path
+        self.cfg, self.vn, self.path, self.out = cfg, vn, path, out
         self._next = None
 
     def _on_training_start(self) -> None:
@@ -565,6 +581,7 @@ class _Checkpoint(BaseCallback):
     def _on_step(self) -> bool:
         if self._next is not None and self.num_timesteps >= self._next:
             save_policy(self.model, self.vn, self.cfg, self.path)
+            save_replay(self.model, self.out)
             self._next += self.cfg.checkpoint_interval
         return True
 
