@@ -193,29 +193,27 @@ class LabelEmbedding(nn.Module):
 def _label_index(cond: Mapping[str, torch.Tensor] | None, name: str, batch: int, frames: int,
                  device: torch.device | None) -> torch.Tensor:
     """``[B, T]`` long indices of label ``name`` (zeros when absent); ``[B]`` is broadcast over frames."""
-    value = None if cond is None else cond.get(name)
-    if value is None:
-        return torch.zeros(batch, frames, dtype=torch.long, device=device)
-    value = value.to(device=device, dtype=torch.long)
-    if value.dim() == 1:
-        return value[:, None].expand(batch, frames)
-    if value.shape[1] < frames:
-        raise OptiqError(f"frame label {name!r} has {value.shape[1]} frames, the input has {frames}")
-    # Per-frame labels may run past the input (a rollout passes the labels of the frames still to come).
-    return value[:, :frames]
+    return _label_frames(cond, name, batch, frames, device, torch.long, 0)
 
 
 def _label_value(cond: Mapping[str, torch.Tensor] | None, name: str, batch: int, frames: int,
                  device: torch.device | None) -> torch.Tensor:
     """``[B, T]`` float values of float label ``name`` (NaN, i.e. unknown, when absent)."""
+    return _label_frames(cond, name, batch, frames, device, torch.float32, math.nan)
+
+
+def _label_frames(cond: Mapping[str, torch.Tensor] | None, name: str, batch: int, frames: int,
+                  device: torch.device | None, dtype: torch.dtype, missing: float) -> torch.Tensor:
+    """``[B, T]`` of label ``name`` as ``dtype``: ``missing`` when absent, ``[B]`` broadcast over frames."""
     value = None if cond is None else cond.get(name)
     if value is None:
-        return torch.full((batch, frames), math.nan, device=device)
-    value = value.to(device=device, dtype=torch.float32)
+        return torch.full((batch, frames), missing, dtype=dtype, device=device)
+    value = value.to(device=device, dtype=dtype)
     if value.dim() == 1:
         return value[:, None].expand(batch, frames)
     if value.shape[1] < frames:
         raise OptiqError(f"frame label {name!r} has {value.shape[1]} frames, the input has {frames}")
+    # Per-frame labels may run past the input (a rollout passes the labels of the frames still to come).
     return value[:, :frames]
 
 
