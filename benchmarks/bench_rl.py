@@ -8,7 +8,8 @@ sides run whole segments), the bare loop ``mj_step`` ``substeps`` times per cont
 the env's controller applied at every substep (recorded in an untimed run of the same segment), so both sides
 simulate the same motion: MuJoCo's cost depends on the state (a falling body's contacts cost more than a held
 one's). The two are interleaved in rounds; the ratio is the median of the per-round ratios. Each control mode
-(``spd``, the default, ``pd`` and ``torque``) is measured the same way.
+(``spd``, the default, ``pd``, ``torque`` and ``implicit_pd``) is measured the same way (``implicit_pd``: the bare
+loop steps the same model, its position actuators, with the targets the env set).
 
 Retargeting (issue 9, section 5; target >= 30 frames/s): frames/s of inverse kinematics (``retarget_ik``, the
 whole call: targets, the solve, grounding) of the CMU walk (``bvh/cmu_12_01_walk_pybvh.bvh``, after its T-pose)
@@ -54,8 +55,22 @@ def _env_segment(env, frame: int) -> float:
 
 
 def _record(env, frame: int) -> np.ndarray:
-    """The torques ``[SEGMENT * substeps, nu]`` the env's controller applies over a segment from ``frame``."""
+    """The motors' ctrl ``[SEGMENT * substeps, nu]`` the env's controller sets over a segment from ``frame``:
+    torques, or for ``implicit_pd`` the position actuators' targets, held over a control step."""
     ctl, log = env.sim.controller, []
+    if ctl.mode == "implicit_pd":
+        native, set_ctrl = ctl._native, ctl._native.set_ctrl
+
+        def ctrl_logged(target, ctrl):
+            set_ctrl(target, ctrl)
+            log.extend([ctrl.copy()] * env.sim.substeps)
+
+        native.set_ctrl = ctrl_logged
+        try:
+            _env_segment(env, frame)
+        finally:
+            del native.set_ctrl
+        return np.array(log)
     clip, set_torque = ctl._clip, ctl.set_torque
 
     def clip_logged(tau, out):
@@ -77,7 +92,7 @@ def _record(env, frame: int) -> np.ndarray:
 def _bare_segment(env, frame: int, torques: np.ndarray) -> float:
     import mujoco
 
-    m, ref, substeps = env.sim.model, env.references[0], env.sim.substeps
+    m, ref, substeps = env.sim.model, env.references[0], env.sim.substeps  # implicit_pd: its position actuators
     d = mujoco.MjData(m)
     d.qpos[:], d.qvel[:] = ref.qpos[frame], ref.qvel[frame]
     ctrl, i = d.ctrl, 0
@@ -182,7 +197,7 @@ def run(quick: bool = False) -> list[dict]:
             raise SystemExit(f"bench_rl: {data_root() / path} not found; set OPTIQ_TEST_DATA")
     rounds = 5 if quick else 15
     rows = []
-    for control in ("spd", "pd", "torque"):
+    for control in ("spd", "pd", "torque", "implicit_pd"):
         env_rate, bare_rate, ratio = measure(control, rounds)
         rows.append({"name": f"Track-v0 control steps, {control} (600/30 Hz)", "value": round(env_rate, 1),
                      "unit": "steps/s", "ratio": round(ratio, 3), "vs": "bare mj_step loop"})

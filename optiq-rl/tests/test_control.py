@@ -98,7 +98,8 @@ def test_spd_is_stable_where_pd_explodes(walk, mujoco_warnings):
     assert np.isfinite(spd.qvel).all() and np.abs(spd.qvel).max() < 5.0
 
 
-@pytest.mark.parametrize(("mode", "hz", "tolerance"), [("pd", 2400, 1e-3), ("spd", 600, 1e-3), ("pd", 600, None)])
+@pytest.mark.parametrize(("mode", "hz", "tolerance"), [("pd", 2400, 1e-3), ("spd", 600, 1e-3), ("pd", 600, None),
+                                                      ("implicit_pd", 600, 1e-3)])
 def test_pd_holds_a_target(walk, mode, hz, tolerance):
     """No gravity, the root pinned 2 m up in the air (its state put back every control step): from the rest
     pose, PD brings every joint to the walk's frame 10 pose. With DeepMimic's gains plain PD needs a 2400 Hz
@@ -239,3 +240,93 @@ def test_geared_motors_get_torque_over_gear(mode):
     ctl.step(d, 1)
     mujoco.mj_forward(m, d)  # qfrc_actuator of the ctrl the step left
     assert d.qfrc_actuator[dofs] == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def _humanoid_v5():
+    import gymnasium
+
+    return character(Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets" / "humanoid.xml")
+
+
+@pytest.mark.parametrize("body", ["deepmimic", "Humanoid-v5"])
+def test_implicit_pd_targets_are_mujocos_actuator_lengths(walk, body):
+    """``implicit_pd`` hands the control law to MuJoCo's position actuators: with the body put at the target pose,
+    MuJoCo's own transmission gives actuator lengths equal to the ctrl the controller set (zero PD error), for
+    unit gears and Humanoid-v5's gears of 25-100; the integrator is implicitfast."""
+    char, qpos, _ = walk
+    if body == "deepmimic":
+        target = qpos[20]
+    else:
+        char = _humanoid_v5()
+        target, bend = char.model().qpos0.copy(), np.zeros(char.model().nv)
+        bend[char.actuator_dofs()] = np.linspace(-0.3, 0.3, char.model().nu)
+        mujoco.mj_integratePos(char.model(), target, bend, 1.0)
+    m = _model(char, 600)
+    ctl = Controller(char, m, "implicit_pd")
+    assert m.opt.integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    assert (char.model().actuator_biastype == mujoco.mjtBias.mjBIAS_NONE).all()  # the character's own: motors still
+    d = mujoco.MjData(m)
+    d.qpos[:] = target
+    ctl.set_target(target)
+    ctl._native.set_ctrl(ctl.target, d.ctrl)
+    mujoco.mj_forward(m, d)
+    assert np.abs(d.ctrl).max() > 0.1  # targets away from zero
+    assert d.actuator_length == pytest.approx(d.ctrl, abs=1e-12)
+    assert np.abs(d.qfrc_actuator[char.actuator_dofs()]).max() < 1e-9  # no error, no velocity: no torque
+
+
+@pytest.mark.parametrize("body", ["deepmimic", "Humanoid-v5"])
+def test_implicit_pd_is_the_pd_law(walk, body):
+    """MuJoCo's actuator torques (``qfrc_actuator``, the joint-space result of its gains, gears and bias) against
+    ``pd``'s law from the same state: hinges exactly; ball joints exactly ``kp (log q_target - log q) - kd qdot``
+    (optiq's own rotation vectors), within 5% of ``pd``'s ``log(q^-1 q_target)`` law for a 0.05 rad bend of the
+    walk's pose (the two agree to first order near the rest pose); limits respected."""
+    char, qpos, qvel = walk
+    q, v = qpos[5], qvel[5]
+    if body != "deepmimic":
+        char = _humanoid_v5()
+        q, v = char.model().qpos0.copy(), np.zeros(char.model().nv)
+        q[2] += 1.0
+    dofs = char.actuator_dofs()
+    target, bend = q.copy(), np.zeros(len(v))
+    bend[dofs] = 0.05 * np.sign(np.sin(np.arange(len(dofs)) + 1.0))
+    mujoco.mj_integratePos(char.model(), target, bend, 1.0)
+    m, m_pd = _model(char, 600), _model(char, 600)
+    ctl, pd = Controller(char, m, "implicit_pd", clip_torques=False), Controller(char, m_pd, "pd", clip_torques=False)
+    d, d_pd = mujoco.MjData(m), mujoco.MjData(m_pd)
+    for data, c in ((d, ctl), (d_pd, pd)):
+        data.qpos[:], data.qvel[:] = q, v
+        c.set_target(target)
+    ctl._native.set_ctrl(ctl.target, d.ctrl)
+    mujoco.mj_forward(m, d)
+    want = pd.pd_torques(d_pd)
+    got = d.qfrc_actuator[dofs]
+    hinge = m.jnt_type[m.dof_jntid[dofs]] == mujoco.mjtJoint.mjJNT_HINGE
+    assert got[hinge] == pytest.approx(want[hinge], rel=1e-9, abs=1e-9)
+    for j in np.unique(m.dof_jntid[dofs][~hinge]):
+        qa, va = m.jnt_qposadr[j], m.jnt_dofadr[j]
+        err = quat.to_rotvec(target[qa:qa + 4]) - quat.to_rotvec(q[qa:qa + 4])
+        k = np.flatnonzero(m.dof_jntid[dofs] == j)
+        assert got[k] == pytest.approx(char.kp[k] * err - char.kd[k] * v[va:va + 3], rel=1e-9, abs=1e-9)
+    if (~hinge).any():
+        assert np.abs(got[~hinge] - want[~hinge]).max() < 0.05 * np.abs(want[~hinge]).max()  # measured 3.8%
+    # Clipped: a large error saturates at the torque limits, which MuJoCo's forcerange enforces.
+    ctl = Controller(char, _model(char, 600), "implicit_pd")
+    big = q.copy()
+    bend[dofs] = 1.0
+    mujoco.mj_integratePos(char.model(), big, bend, 1.0)
+    d = mujoco.MjData(ctl.model)
+    d.qpos[:] = q
+    ctl._native.set_ctrl(big, d.ctrl)
+    mujoco.mj_forward(ctl.model, d)
+    tau = d.qfrc_actuator[dofs]
+    assert np.all(np.abs(tau) <= char.torque_limits + 1e-9)
+    assert np.isclose(np.abs(tau), char.torque_limits).sum() > len(dofs) // 2
+
+
+def test_implicit_pd_is_stable_where_pd_explodes(walk, mujoco_warnings):
+    """As SPD: gains x10 at a 120 Hz physics step, unclipped, MuJoCo's implicit damping holds the body."""
+    char, qpos, qvel = walk
+    held = _hold(char, qpos, qvel, "implicit_pd", 120, 10.0)
+    assert held.warning[mujoco.mjtWarning.mjWARN_BADQACC].number == 0
+    assert np.isfinite(held.qvel).all() and np.abs(held.qvel).max() < 5.0

@@ -261,7 +261,7 @@ def test_references_from_a_dataset_sampled_by_weight(walk, data_dir, tmp_path):
 
 @pytest.mark.parametrize(("control", "action_mode", "reward"),
                          [("pd", "absolute", "deepmimic"), ("torque", "residual", "mimickit"),
-                          ("spd", "residual", "mimickit")])
+                          ("spd", "residual", "mimickit"), ("implicit_pd", "residual", "deepmimic")])
 def test_control_action_and_reward_modes_step(walk, control, action_mode, reward):
     env = TrackEnv(reference=walk, control=control, action_mode=action_mode, reward=reward, physics_hz=300.0,
                    max_seconds=1.0)

@@ -1,7 +1,8 @@
 """Control: PD targets (or torques) -> actuator torques at the physics rate.
 
-Three modes (``CONTROL_MODES``), all clipped to the character's torque limits and written to the motors as
-``ctrl = torque / gear`` (MuJoCo applies ``gear x ctrl``; the generated characters' gears are 1):
+Four modes (``CONTROL_MODES``), all clipped to the character's torque limits. The first three compute torques in
+Python and write them to the motors as ``ctrl = torque / gear`` (MuJoCo applies ``gear x ctrl``; the generated
+characters' gears are 1):
 
 - ``pd``: ``tau = kp * err - kd * qdot`` per actuated degree of freedom. ``err`` is ``mj_differentiatePos(q,
   q_target)``: a hinge's angle difference, and for a ball joint the rotation vector of ``q^-1 q_target`` in the
@@ -11,6 +12,14 @@ Three modes (``CONTROL_MODES``), all clipped to the character's torque limits an
   - q_target) - kd qdot`` (M from ``mj_fullM``, C = ``qfrc_bias`` minus ``qfrc_passive``, the root's dofs with
   zero gains; contact forces, unknown before the step, are left out). Stable at gains where ``pd`` is not.
 - ``torque``: the action is the torque itself, ``a * torque_limit`` with ``a`` in [-1, 1], held over the substeps.
+
+``implicit_pd`` leaves the control law to MuJoCo (``NativePD``): the motors become position actuators with the
+character's kp and kd, force-limited at the torque limits, under the ``implicitfast`` integrator, which treats their
+damping implicitly (SPD's stability, without its mass-matrix solve in Python), and one ``mj_step(nstep=substeps)``
+runs the control step. A hinge's law is ``pd``'s exactly; a ball joint's error is the difference of exponential
+coordinates ``log(q_target) - log(q)`` (MuJoCo's ball-joint transmission), which equals ``pd``'s ``log(q^-1
+q_target)`` to first order. No Python runs per substep: the mode the speed goal (0.8x of a bare ``mj_step`` loop)
+is met with.
 
 ``ActionMap`` turns a policy's action ``[nu]`` in [-1, 1] into a target qpos: absolute (scaled by each joint's
 range) or residual on a reference pose.
@@ -24,7 +33,7 @@ from optiq.errors import OptiqError
 
 from ..characters import Character
 
-CONTROL_MODES = ("pd", "spd", "torque")
+CONTROL_MODES = ("pd", "spd", "torque", "implicit_pd")
 ACTION_MODES = ("residual", "absolute")
 _HINGE = 3  # mujoco.mjtJoint.mjJNT_HINGE
 
@@ -34,7 +43,8 @@ class Controller:
 
     mode: one of ``CONTROL_MODES``. gain_scale: multiplies kp and kd (tests use it for stiff gains).
     clip_torques: clip to ``char.torque_limits`` (always on in the envs; MuJoCo also clamps a motor's ctrl to its
-    ``ctrlrange`` when the model limits it).
+    ``ctrlrange`` when the model limits it). ``implicit_pd`` changes ``model`` (its actuators and integrator): give
+    it a copy of the character's model, as the envs do.
     """
 
     def __init__(self, char: Character, model, mode: str = "pd", gain_scale: float = 1.0,
@@ -66,6 +76,7 @@ class Controller:
         # The dense mass matrix: MuJoCo 4's mj_fullM takes the MjData, 3.x took its sparse qM.
         self._full_mass = _full_mass_v3 if "qM" in dir(mujoco.MjData) else _full_mass_v4
         self._kpdt_kd = self.kp_dof * dt + self.kd_dof
+        self._native = NativePD(model, self.dofs, self.kp, self.kd, self.limit) if mode == "implicit_pd" else None
 
     def set_target(self, qpos_target: np.ndarray) -> None:
         """PD target ``[nq]`` (the root's entries are ignored)."""
@@ -119,6 +130,10 @@ class Controller:
             np.divide(self.torque, self.gear, out=ctrl)
             mujoco.mj_step(m, data, nstep=substeps)
             return
+        if self._native is not None:
+            self._native.set_ctrl(self.target, ctrl)
+            mujoco.mj_step(m, data, nstep=substeps)
+            return
         # MjData's arrays are views into its memory: fetched once, they follow the state through the substeps.
         qpos, qvel = data.qpos, data.qvel
         tau = ctrl if self._unit_gear else self._tau
@@ -139,6 +154,52 @@ class Controller:
         """Torques ``[nu]`` N m -> the motors' ctrl (torque / gear); with unit gears ``tau`` is ctrl already."""
         if not self._unit_gear:
             np.divide(tau, self.gear, out=ctrl)
+
+
+class NativePD:
+    """PD control done by MuJoCo: turns ``model``'s motors into position actuators (in place) and PD targets into
+    their ctrl.
+
+    dofs ``[nu]``: each actuator's qvel index; kp, kd ``[nu]``: gains in joint space (N m / rad, N m s / rad);
+    limit ``[nu]``: torque limits (N m, inf: none). An actuator of gear ``g`` on its dof (a hinge, or one axis of a
+    ball joint) has length ``l = g x`` (``x``: the hinge angle, or that component of the ball joint's exponential
+    coordinates ``log(q)``) and applies ``g f`` on the dof, so ``f = kp / g^2 (ctrl - l) - kd / g^2 dl/dt`` with
+    ``ctrl = g x_target`` is the joint-space law ``kp (x_target - x) - kd qdot``; forces are clamped to
+    ``limit / |g|``.
+    """
+
+    def __init__(self, model, dofs: np.ndarray, kp: np.ndarray, kd: np.ndarray, limit: np.ndarray):
+        self.model, self.dofs = model, dofs
+        jnt = model.dof_jntid[dofs]
+        ball = model.jnt_type[jnt] == mujoco.mjtJoint.mjJNT_BALL  # [nu]
+        # Each motor drives one dof (Character.actuator_dofs): its gear's one non-zero entry, the hinge's or the
+        # ball axis's.
+        self.gear = model.actuator_gear[np.arange(len(dofs)), np.where(ball, dofs - model.jnt_dofadr[jnt], 0)]
+        g2 = self.gear ** 2
+        # mj_differentiatePos(qpos0, target) gives a hinge's angle minus its qpos0 (added back) and a ball joint's
+        # log(q0^-1 q) = log(q) (a ball's qpos0 is the identity): the actuator lengths at the target, in one call.
+        self.offset = np.where(ball, 0.0, model.qpos0[model.jnt_qposadr[jnt]])
+        self._diff = np.zeros(model.nv)
+        model.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
+        model.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
+        model.actuator_dyntype[:] = mujoco.mjtDyn.mjDYN_NONE
+        model.actuator_gainprm[:] = 0.0
+        model.actuator_biasprm[:] = 0.0
+        model.actuator_gainprm[:, 0] = kp / g2
+        model.actuator_biasprm[:, 1] = -kp / g2
+        model.actuator_biasprm[:, 2] = -kd / g2
+        model.actuator_ctrllimited[:] = 0  # the ctrl is a target now, not a torque: its old range means nothing
+        finite = np.isfinite(limit)
+        model.actuator_forcelimited[:] = finite
+        bound = np.where(finite, limit, 0.0) / np.abs(self.gear)
+        model.actuator_forcerange[:] = np.stack([-bound, bound], axis=1)
+        model.opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+
+    def set_ctrl(self, target: np.ndarray, ctrl: np.ndarray) -> None:
+        """The actuators' ctrl ``[nu]`` (into ``ctrl``): their lengths at the PD target ``target [nq]``."""
+        m, diff = self.model, self._diff
+        mujoco.mj_differentiatePos(m, diff, 1.0, m.qpos0, target)
+        np.multiply(diff[self.dofs] + self.offset, self.gear, out=ctrl)
 
 
 def _full_mass_v3(model, data, out: np.ndarray) -> None:

@@ -72,6 +72,8 @@ class BodyFeatures:
         self._velocities = self._out[s["velocities"]].reshape(j - 1, 3)
         self._slices = [s[k] for k in ("root_height", "root_velocity", "yaw_rate", "root_tilt")]
         self._mats = np.empty((j, 3, 3))
+        self._pos64 = np.empty((j - 1, 3))
+        self._turn = np.zeros((3, 3))
 
     @property
     def dim(self) -> int:
@@ -93,30 +95,34 @@ class BodyFeatures:
         local[:, 1:] = quat.qmul(quat.conj(rot[:, parents[1:]]), rot[:, 1:])
         return Clip(self.skeleton, self.fps, pos[:, 0].copy(), local, name=name)
 
-    def features(self, prev: BodyState, now: BodyState) -> np.ndarray:
+    def features(self, prev: BodyState, now: BodyState, out: np.ndarray | None = None) -> np.ndarray:
         """Feature row ``[F]`` float32 of body state ``now`` one control step after ``prev``: ``featurize``'s
-        last row for the two-frame clip of them (a new array)."""
-        out, sl, fps = self._out, self._slices, self.fps
+        last row for the two-frame clip of them (into ``out [F]`` when given, else a new array)."""
+        row, sl, fps = self._out, self._slices, self.fps
         yaw = _scalar_yaw(now.rot[0])
-        turn = heading_turn(yaw)  # [3, 3] rows: world -> heading frame
+        turn = heading_turn(yaw, self._turn)  # [3, 3] rows: world -> heading frame
         pos = now.pos
         vel = (pos - prev.pos) @ (turn.T * fps)  # [J, 3] m/s, heading frame
-        out[sl[0]] = pos[0, 2]
-        out[sl[1]] = vel[0]
-        out[sl[2]] = math.remainder(yaw - _scalar_yaw(prev.rot[0]), 2.0 * math.pi) * fps  # featurize's _wrap
-        self._positions[:] = (pos[1:] - pos[0]) @ turn.T
+        row[sl[0]] = pos[0, 2]
+        row[sl[1]] = vel[0]
+        row[sl[2]] = math.remainder(yaw - _scalar_yaw(prev.rot[0]), 2.0 * math.pi) * fps  # featurize's _wrap
+        np.matmul(pos[1:] - pos[0], turn.T, out=self._pos64)
+        self._positions[:] = self._pos64
         self._velocities[:] = vel[1:]
         # Rotations: the root's with the heading removed, the others local to their parents, as matrices.
         mats = self._mats
         np.matmul(turn, now.mat[0], out=mats[0])
-        np.matmul(np.swapaxes(now.mat[self.parents[1:]], 1, 2), now.mat[1:], out=mats[1:])
+        np.matmul(now.mat[self.parents[1:]].transpose(0, 2, 1), now.mat[1:], out=mats[1:])
         if self.spec.rotation == "6d":  # the first two columns (encode_rotations' 6D)
-            enc = np.swapaxes(mats[:, :, :2], 1, 2).reshape(len(mats), 6)
+            enc = mats[:, :, :2].transpose(0, 2, 1).reshape(len(mats), 6)
         else:
             enc = encode_rotations(quat.from_matrix(mats), self.spec.rotation)
-        out[sl[3]] = enc[0]
+        row[sl[3]] = enc[0]
         self._rotations[:] = enc[1:]
-        return out.copy()
+        if out is None:
+            return row.copy()
+        out[:] = row
+        return out
 
     def clip_features(self, pos: np.ndarray, rot: np.ndarray) -> np.ndarray:
         """Feature rows ``[T, F]`` of a whole sequence of body states (the reference)."""
@@ -128,10 +134,14 @@ def _scalar_yaw(q: np.ndarray) -> float:
     return 2.0 * math.atan2(q[3], q[0])
 
 
-def heading_turn(yaw: float) -> np.ndarray:
-    """``[3, 3]``: the rotation by ``-yaw`` about Z, world vectors (columns) -> the heading frame."""
+def heading_turn(yaw: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``[3, 3]``: the rotation by ``-yaw`` about Z, world vectors (columns) -> the heading frame (into ``out``, a
+    ``[3, 3]`` array of zeros or of an earlier turn, when given: a control step's hot path)."""
     c, n = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, n, 0.0], [-n, c, 0.0], [0.0, 0.0, 1.0]])
+    if out is None:
+        return np.array([[c, n, 0.0], [-n, c, 0.0], [0.0, 0.0, 1.0]])
+    out.flat[:] = (c, n, 0.0, -n, c, 0.0, 0.0, 0.0, 1.0)
+    return out
 
 
 def relative_root(pos: np.ndarray, rot: np.ndarray, ref_pos: np.ndarray, ref_yaw: np.ndarray) -> np.ndarray:

@@ -24,12 +24,13 @@ class EnvConfigError(OptiqError):
 class SimConfig:
     """Settings of the simulated character (both envs).
 
-    character: a registered name (``deepmimic``), a file (``body.xml``, ``*_character.txt``, ``ds.parquet``) or
-    a Character. control_hz: policy rate (Hz). physics_hz: physics rate (Hz), a whole multiple of control_hz
-    (600 / 30: 20 substeps). control: ``spd`` (default), ``pd`` or ``torque`` (control.py; plain ``pd`` with
-    DeepMimic's gains needs about 2400 Hz). rotation: the rotation encoding
-    of the observations (``optiq.features.ROTATIONS``). max_seconds: episode length before truncation (s).
-    fall_termination: end the episode when a fall body (``Character.fall_bodies``) touches the ground.
+    character: a registered name (``deepmimic``), a file (``body.xml``, ``*_character.txt``, ``ds.parquet``) or a
+    Character. control_hz: policy rate (Hz). physics_hz: physics rate (Hz), a whole multiple of control_hz (600 /
+    30: 20 substeps). control: ``spd`` (default), ``pd``, ``torque`` or ``implicit_pd`` (control.py; plain ``pd``
+    with DeepMimic's gains needs about 2400 Hz; ``implicit_pd`` is MuJoCo's own PD, the fastest). rotation: the
+    rotation encoding of the observations (``optiq.features.ROTATIONS``). max_seconds: episode length before
+    truncation (s). fall_termination: end the episode when a fall body (``Character.fall_bodies``) touches the
+    ground.
     """
 
     character: object = "deepmimic"

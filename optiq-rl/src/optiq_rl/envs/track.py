@@ -159,7 +159,7 @@ class TrackEnv(CharacterEnv):
     def _observation(self) -> np.ndarray:
         ref, body, obs, f = self.ref, self._body, self._obs, self.sim.features.dim
         kf = len(self.future) * f
-        obs[:f] = self.sim.features.features(self._prev, body)
+        self.sim.features.features(self._prev, body, obs[:f])
         obs[f:f + kf] = ref.ahead_features[self.frame]
         obs[f + kf:] = relative_root(body.pos[0], body.rot[0], ref.ahead_root[self.frame],
                                      ref.ahead_yaw[self.frame]).ravel()
