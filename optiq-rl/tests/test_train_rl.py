@@ -203,3 +203,25 @@ def test_reward_schedule_follows_the_training_progress(data_dir, tmp_path):
     weights = venv.get_attr("reward_fn")[0].weights
     # tracking_to_task: the tracking weights times 0.1 at 2/3 and 0 at 1, linear between: x0.075 at 0.75.
     assert weights["pose"] == pytest.approx(0.65 * 0.075) and weights["task"] == pytest.approx(0.925)
+
+
+def test_a_character_object_is_stored_by_name_or_file(data_dir, tmp_path):
+    """A Character passed as an object (the Python API) is stored as the name or file that rebuilds the same
+    MJCF; one built in Python that nothing rebuilds is one line saying how to store it, before any training."""
+    import dataclasses
+
+    from optiq_rl.characters import character
+    from optiq_rl.train import PolicyError, env_settings
+
+    assert env_settings("optiq/Track-v0", {"character": character("deepmimic")})["character"] == "deepmimic"
+    path = data_dir / "deepmimic" / "humanoid3d_character.txt"
+    stored = env_settings("optiq/Track-v0", {"character": character(path)})["character"]
+    assert os.path.samefile(stored, path)
+    changed = dataclasses.replace(character("deepmimic"), mjcf_xml=character("deepmimic").mjcf_xml.replace(
+        'name="chest"', 'name="torso"', 1))
+    with pytest.raises(PolicyError, match=r"Character.save\('body.xml'\)"):
+        env_settings("optiq/Track-v0", {"character": changed})
+    with pytest.raises(PolicyError, match="built in Python"):
+        train(RLConfig(env="optiq/Track-v0", env_kwargs={"character": changed}, total_steps=64),
+              tmp_path / "p.zip")
+    assert not (tmp_path / "p.zip").exists()

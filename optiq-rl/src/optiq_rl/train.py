@@ -189,6 +189,8 @@ def env_settings(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> di
     path to an existing file becomes absolute, so the policy still finds it from another folder (a registered
     character name such as ``deepmimic`` stays as it is)."""
     out = dict(env_kwargs or {})
+    if out.get("character") is not None and not isinstance(out["character"], (str, os.PathLike)):
+        out["character"] = _character_reference(out["character"])
     for key in PATH_SETTINGS:
         value = out.get(key)
         if isinstance(value, (list, tuple)):
@@ -196,6 +198,22 @@ def env_settings(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> di
         elif value is not None:
             out[key] = _absolute(value)
     return out
+
+
+def _character_reference(char: Any) -> str:
+    """What a policy file stores for a Character object: its registered name or the file it was built from, when
+    that rebuilds the same body (the same MJCF); else PolicyError saying how to store it."""
+    from .characters import character
+
+    for ref in (char.name, char.source):
+        try:
+            if ref and character(ref).mjcf_xml == char.mjcf_xml:
+                return ref if not os.path.isfile(ref) else os.path.abspath(ref)
+        except OptiqError:
+            continue
+    raise PolicyError(f"env setting 'character': the Character {char.name!r} was built in Python and no name or file "
+                      "rebuilds it, so a policy file cannot refer to it; write it with Character.save('body.xml') "
+                      "and pass character='body.xml'")
 
 
 def _absolute(value: Any) -> Any:

@@ -136,7 +136,7 @@ def read_character_file(path: str | os.PathLike, gains: dict[str, tuple[float, f
     drawn = [_shape(d, i, path, "DrawShapeDefs", len(joints), drawn=True)
              for i, d in enumerate(doc.get("DrawShapeDefs", []))]
     visuals = [v for v in drawn if (v.joint, v.shape, tuple(v.offset), tuple(v.size)) not in body_keys]
-    return HumanoidDef(path.stem, path.name, joints, bodies, visuals)
+    return HumanoidDef(path.stem, os.fspath(path), joints, bodies, visuals)
 
 
 def _list(doc: dict, key: str, path: Path) -> list:
