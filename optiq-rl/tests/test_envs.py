@@ -122,6 +122,28 @@ def test_reward_is_one_at_the_reference_and_falls_as_a_joint_bends(env, preset, 
     assert 1.0 > totals[0] > totals[1] > totals[2] > totals[3]
 
 
+def test_mimickit_root_velocity_compares_world_frame_angular_velocities(env):
+    """MimicKit compares root angular velocities in the world frame (its engines' root velocities are world-frame);
+    MuJoCo's free joint holds them in the root's own frame. A root turned 90 degrees about the vertical (its x is
+    the world's y, its y the world's -x) rolling about the world's x as fast as an unturned reference: no error,
+    although their qvel differ; rolling about its own x as the reference does about its own: 0.1 x |(0, 0.5, 0) -
+    (0.5, 0, 0)|^2, although their qvel agree."""
+    ref = env.references[0]
+    reward = TrackingReward(env.sim.char, env.sim.model, "mimickit")
+    upright, turned = ref.qpos[10].copy(), ref.qpos[10].copy()
+    upright[3:7] = [1.0, 0.0, 0.0, 0.0]
+    turned[3:7] = [np.cos(np.pi / 4), 0.0, 0.0, np.sin(np.pi / 4)]
+    nv = env.sim.model.nv
+    own_x, own_minus_y = np.zeros(nv), np.zeros(nv)
+    own_x[3], own_minus_y[4] = 0.5, -0.5
+    target = _state(env, upright, own_x)  # rolls about the world's x
+    assert reward.errors(target, target)["root_velocity"] == 0.0
+    same = reward.errors(_state(env, turned, own_minus_y), target)["root_velocity"]
+    assert same == pytest.approx(0.0, abs=1e-12)
+    other = reward.errors(_state(env, turned, own_x), target)["root_velocity"]
+    assert other == pytest.approx(0.1 * 0.5, rel=1e-12)
+
+
 def test_step_logs_every_term(env):
     env.reset(seed=3)
     _, reward, _, _, info = env.step(np.zeros(env.action_space.shape))

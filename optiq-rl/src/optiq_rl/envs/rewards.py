@@ -15,7 +15,7 @@ and falls as they part. Presets (``PRESETS``; docs/rl.md gives their sources):
   pose 0.5 (k 0.25, squared joint angles weighted per joint: chest and hips 1, neck, shoulders and knees 0.6,
   elbows and ankles 0.4, wrists 0; the root's rotation excluded), velocity 0.1 (k 0.01, joint dofs with their
   joint's weight), root pose 0.15 (k 5: squared root distance + 0.1 squared root angle), root velocity 0.1 (k 1:
-  squared linear + 0.1 squared angular velocity difference), key bodies 0.15 (k 10: head, hands and feet
+  squared linear + 0.1 squared angular velocity difference, both in the world frame), key bodies 0.15 (k 10: head, hands and feet
   relative to the root, summed squared distances).
 
 The Track env adds a ``task`` term (its preset weight 0): matching the reference's mean ground speed, so that a
@@ -112,10 +112,13 @@ class TrackingReward:
         # zero on the root's translation; the root's rotation by the preset.
         self.joint_w = np.where(free, root_w, w)[model.dof_jntid]  # [nv]
         self.root_w = np.zeros(model.nv)  # [nv] MimicKit's root terms: translation 1, rotation 0.1
+        self._root_ang = None  # (qpos address of the root's quaternion, qvel address of its angular velocity)
         for j in np.flatnonzero(free):
             a = model.jnt_dofadr[j]
             self.joint_w[a:a + 3] = 0.0
-            self.root_w[a:a + 3], self.root_w[a + 3:a + 6] = 1.0, 0.1
+            self.root_w[a:a + 3], self.root_w[a + 3:a + 6] = 1.0, 0.0  # the angular part: in the world frame, below
+            self._root_ang = (int(model.jnt_qposadr[j]) + 3, int(a) + 3)
+        self._w_sim, self._w_ref = np.zeros(3), np.zeros(3)
         keys = [names.index(k) for k in self.preset.key_bodies if k in names]
         if not keys:  # another skeleton: its end effectors (joints without children: hands, feet, head)
             parents = char.skeleton().parents
@@ -141,9 +144,21 @@ class TrackingReward:
             out["com"] = float(c @ c)
         else:
             out["root_pose"] = float(d @ self.root_w)
-            out["root_velocity"] = float(dv @ self.root_w)
+            out["root_velocity"] = float(dv @ self.root_w) + 0.1 * self._root_angular_error(sim, ref)
             out["key_bodies"] = key_err
         return out
+
+    def _root_angular_error(self, sim: SimState, ref: SimState) -> float:
+        """Squared difference (rad/s)^2 of the roots' angular velocities in the world frame, as MimicKit compares
+        them (its engines' root velocities are world-frame); MuJoCo's free-joint qvel holds them in the root's own
+        frame, which would count a heading difference as a velocity error."""
+        if self._root_ang is None:
+            return 0.0
+        q, v = self._root_ang
+        mujoco.mju_rotVecQuat(self._w_sim, sim.qvel[v:v + 3], sim.qpos[q:q + 4])
+        mujoco.mju_rotVecQuat(self._w_ref, ref.qvel[v:v + 3], ref.qpos[q:q + 4])
+        diff = self._w_sim - self._w_ref
+        return float(diff @ diff)
 
     def rewards(self, errors: Mapping[str, float]) -> dict[str, float]:
         """``exp(-k e)`` per term."""
