@@ -88,6 +88,18 @@ def test_observation_is_featurize_of_the_clip(env, walk):
     assert np.abs(obs[:f] - featurize(two, env.sim.features.spec)[-1]).max() < 1e-5
 
 
+@pytest.mark.parametrize("rotation", ["quat", "expmap"])
+def test_observation_in_other_rotation_encodings_is_featurize(walk_file, walk, rotation):
+    env = TrackEnv(reference=str(walk_file), rotation=rotation, max_seconds=1.0)
+    clip = walk.with_joint_order(env.sim.char.joint_names)
+    rows = featurize(clip, env.sim.features.spec)
+    f = env.sim.features.dim
+    assert f == rows.shape[1] and f != 179  # not the 6D layout
+    for frame in (1, 30):
+        obs, _ = env.reset(options={"frame": frame})
+        assert np.abs(obs[:f] - rows[frame]).max() < 1e-5
+
+
 def _state(env, qpos, qvel):
     """SimState of the character at qpos/qvel, through MuJoCo's kinematics."""
     sim = env.sim

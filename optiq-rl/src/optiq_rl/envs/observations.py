@@ -72,8 +72,13 @@ class BodyFeatures:
         self._velocities = self._out[s["velocities"]].reshape(j - 1, 3)
         self._slices = [s[k] for k in ("root_height", "root_velocity", "yaw_rate", "root_tilt")]
         self._mats = np.empty((j, 3, 3))
-        self._pos64 = np.empty((j - 1, 3))
         self._turn = np.zeros((3, 3))
+        self._vec, self._vec_h = np.empty((2 * j - 1, 3)), np.empty((2 * j - 1, 3))
+        # featurize's layout puts the root's tilt just before the joints' rotations: one copy fills both (6D).
+        if rotation == "6d" and s["root_tilt"].stop == s["rotations"].start:
+            self._rot6 = self._out[s["root_tilt"].start:s["rotations"].stop].reshape(j, 2, 3)
+        else:
+            self._rot6 = None
 
     @property
     def dim(self) -> int:
@@ -98,27 +103,32 @@ class BodyFeatures:
     def features(self, prev: BodyState, now: BodyState, out: np.ndarray | None = None) -> np.ndarray:
         """Feature row ``[F]`` float32 of body state ``now`` one control step after ``prev``: ``featurize``'s
         last row for the two-frame clip of them (into ``out [F]`` when given, else a new array)."""
-        row, sl, fps = self._out, self._slices, self.fps
+        row, sl, fps, j = self._out, self._slices, self.fps, len(now.pos)
         yaw = _scalar_yaw(now.rot[0])
         turn = heading_turn(yaw, self._turn)  # [3, 3] rows: world -> heading frame
-        pos = now.pos
-        vel = (pos - prev.pos) @ (turn.T * fps)  # [J, 3] m/s, heading frame
+        pos, vec = now.pos, self._vec
+        # World vectors [2J - 1, 3] turned into the heading frame by one product: the joints' positions relative
+        # to the root (m), then the velocities (m/s) of the root and the joints.
+        vel = vec[j - 1:]
+        np.subtract(pos, prev.pos, out=vel)
+        vel *= fps
+        np.subtract(pos[1:], pos[0], out=vec[:j - 1])
+        turned = np.matmul(vec, turn.T, out=self._vec_h)
         row[sl[0]] = pos[0, 2]
-        row[sl[1]] = vel[0]
+        row[sl[1]] = turned[j - 1]
         row[sl[2]] = math.remainder(yaw - _scalar_yaw(prev.rot[0]), 2.0 * math.pi) * fps  # featurize's _wrap
-        np.matmul(pos[1:] - pos[0], turn.T, out=self._pos64)
-        self._positions[:] = self._pos64
-        self._velocities[:] = vel[1:]
+        self._positions[:] = turned[:j - 1]
+        self._velocities[:] = turned[j:]
         # Rotations: the root's with the heading removed, the others local to their parents, as matrices.
         mats = self._mats
         np.matmul(turn, now.mat[0], out=mats[0])
         np.matmul(now.mat[self.parents[1:]].transpose(0, 2, 1), now.mat[1:], out=mats[1:])
-        if self.spec.rotation == "6d":  # the first two columns (encode_rotations' 6D)
-            enc = mats[:, :, :2].transpose(0, 2, 1).reshape(len(mats), 6)
+        if self._rot6 is not None:  # 6D: the first two columns of each (encode_rotations'), tilt then joints
+            np.copyto(self._rot6, mats.transpose(0, 2, 1)[:, :2], casting="same_kind")
         else:
             enc = encode_rotations(quat.from_matrix(mats), self.spec.rotation)
-        row[sl[3]] = enc[0]
-        self._rotations[:] = enc[1:]
+            row[sl[3]] = enc[0]
+            self._rotations[:] = enc[1:]
         if out is None:
             return row.copy()
         out[:] = row
