@@ -35,8 +35,9 @@ def test_models_and_command_are_listed(listing):
     assert models["hooks"] == ["optiq_register_commands", "optiq_register_models"]
     assert {m["name"]: m["target"] for m in models["capabilities"]["models"]} == {
         "mlp": "optiq_models.nets.mlp:MLP", "transformer": "optiq_models.nets.transformer:Transformer",
-        "unet": "optiq_models.nets.unet:UNet"}
-    assert {m["kind"] for m in models["capabilities"]["models"]} == {"next_state"}
+        "unet": "optiq_models.nets.unet:UNet", "vqvae": "optiq_models.nets.vqvae:VQVAE"}
+    assert {m["name"]: m["kind"] for m in models["capabilities"]["models"]} == {
+        "mlp": "next_state", "transformer": "next_state", "unet": "next_state", "vqvae": "tokenizer"}
     assert {"model", "generate"} <= {c["name"] for c in models["capabilities"]["commands"]}
     (gru,) = listing["example"]["capabilities"]["models"]
     assert (gru["name"], gru["target"], gru["kind"]) == ("gru", "optiq_example_plugin.gru:GRUModel", "next_state")

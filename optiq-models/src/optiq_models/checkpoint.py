@@ -7,7 +7,7 @@ executes no code. Layout of format version 1 (docs/models.md, "Checkpoint format
     format_version   1
     arch             registered name ("transformer") or "module:Class" of the network
     target           "module:Class" the network was built from (for `optiq model info`)
-    kind             "next_state"
+    kind             "next_state", or "tokenizer" (the VQ-VAE: its codebooks and their statistics are in state_dict)
     feature_dim      F
     model_config     the network's full config (defaults filled in)
     state_dict       name -> tensor

@@ -82,13 +82,17 @@ def train_model(ctx: click.Context, config, data, out, arch, resume, max_minutes
 @click.option("--cache-dir", type=click.Path(file_okay=False))
 def eval_model(model, data, split, horizon, stride, out, pred, steer, steer_from, guidance, device,
                cache_dir) -> None:
-    """Evaluate a model: single-step and rollout errors against zero- and constant-velocity baselines."""
+    """Evaluate a model: single-step and rollout errors against zero- and constant-velocity baselines; for a
+    tokenizer (vqvae), reconstruction errors, codebook usage and perplexity."""
     from .evaluate import run
 
     sets = [_labels(item.split(",")) for item in steer]
     origin = _labels([steer_from]) if steer_from else None
     report = run(model, data, split=split, horizon=horizon, stride=stride, out=out, pred=pred,
                  cache_dir=cache_dir, device=device, steer=sets, steer_from=origin, guidance=guidance)
+    if report.get("kind") == "tokenizer":
+        _echo_reconstruction(report)
+        return
     series = report["horizon"]["series"]
     for h in sorted({1, min(12, horizon), min(30, horizon), horizon}):
         cells = ", ".join(f"{k} {v[h - 1]:.1f}" for k, v in series.items())
@@ -99,6 +103,17 @@ def eval_model(model, data, split, horizon, stride, out, pred, steer, steer_from
     for key, row in report.get("steering", {}).get("rollouts", {}).items():
         click.echo(f"steering {key}: speed {row['speed']:.2f} m/s ({row['ratio']:.2f}x), "
                    f"forward {row['forward']:+.2f} m/s over {row['windows']} windows")
+
+
+def _echo_reconstruction(report: dict) -> None:
+    """The tokenizer's report in three lines (``evaluate.reconstruction_report``)."""
+    r, cb = report["reconstruction"], report["codebook"]
+    click.echo(f"reconstruction MPJPE {r['mpjpe_mm']:.1f} mm (mean pose {r['mean-pose_mpjpe_mm']:.1f}), root "
+               f"{r['root_error_m']:.3f} m, velocity {r['velocity_error_m_s']:.3f} m/s, acceleration "
+               f"{r['acceleration_error_m_s2']:.2f} m/s^2 (truth's {r['truth_acceleration_m_s2']:.2f})")
+    click.echo("codebook usage " + ", ".join(f"{u:.0f}%" for u in cb["usage_percent"]) + " of "
+               f"{cb['size']} codes, perplexity " + ", ".join(f"{p:.0f}" for p in cb["perplexity"]))
+    click.echo(f"{report['clips']} clips, {report['frames']} frames, {cb['tokens']} codes")
 
 
 @click.command("generate")

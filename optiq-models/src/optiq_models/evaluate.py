@@ -13,6 +13,9 @@ change). Errors are reported at each step t (not averaged up to t):
 - the same MPJPE curves per label value.
 
 The report is version 1 of docs/viz.md: its ``horizon`` section is what ``optiq viz plots --report`` draws.
+
+A tokenizer (``kind = "tokenizer"``, the VQ-VAE) has no rollout: each clip is encoded and decoded whole and the
+report holds its reconstruction errors, codebook usage and perplexity (:func:`reconstruction_report`).
 """
 
 from __future__ import annotations
@@ -50,16 +53,22 @@ class Loaded:
     name: str
 
 
-def load_model(path: str | os.PathLike, device: str = "cpu") -> Loaded:
-    """Load a checkpoint (``checkpoint.load_checkpoint``) with what evaluation and generation need."""
+def load_model(path: str | os.PathLike, device: str = "cpu", kinds: Sequence[str] = ("next_state",)) -> Loaded:
+    """Load a checkpoint (``checkpoint.load_checkpoint``) with what evaluation and generation need. kinds: the
+    model kinds the caller handles (``next_state``: rolled out; ``tokenizer``: encoded and decoded); another
+    kind raises OptiqError."""
     from optiq.features import feature_layout
 
     from .checkpoint import load_checkpoint
 
     model, ck = load_checkpoint(path)
-    if getattr(model, "kind", "next_state") != "next_state":
-        raise OptiqError(f"model of kind {model.kind!r}: evaluation and generation here roll out next-state "
-                         "models; this kind has its own protocol", path)
+    kind = getattr(model, "kind", "next_state")
+    if kind not in kinds:
+        what = ("evaluation and generation here roll out next-state models" if tuple(kinds) == ("next_state",)
+                else f"expected a model of kind {' or '.join(kinds)}")
+        hint = ("a tokenizer encodes and decodes motion (optiq tokens, optiq eval model)" if kind == "tokenizer"
+                else "this kind has its own protocol")
+        raise OptiqError(f"model of kind {kind!r}: {what}; {hint}", path)
     model = model.to(device).eval()
     layout = feature_layout(ck.skeleton, ck.feature_spec)
     arch = (ck.config or {}).get("arch") if isinstance(ck.config, Mapping) else None
@@ -222,7 +231,7 @@ def evaluate(model: str | os.PathLike | Loaded, data: Any, *, split: str = "test
     horizon: frames rolled out. stride: frames between window starts. context: ground-truth frames read before
     each window (default the model's context).
     """
-    loaded = model if isinstance(model, Loaded) else load_model(model, device)
+    loaded = model if isinstance(model, Loaded) else load_model(model, device, KINDS)
     model_path = model_path or (model if not isinstance(model, Loaded) else "model")
     if not isinstance(data, D.Source):
         source = D.open_source(data, cache_dir=cache_dir)
@@ -232,6 +241,8 @@ def evaluate(model: str | os.PathLike | Loaded, data: Any, *, split: str = "test
         finally:
             source.close()
     source = data
+    if getattr(loaded.model, "kind", "next_state") == "tokenizer":
+        return reconstruction_report(loaded, source, split=split, cache_dir=cache_dir, model_path=model_path)
     check_skeleton(source, loaded, model_path)
     names = clips_of(source, loaded, split)
     if horizon < 1 or stride < 1:
@@ -310,15 +321,20 @@ def per_label(labels: Sequence[Mapping[str, str]], clip: np.ndarray, errors: Map
     """MPJPE curves ``{"key=value": {"windows": n, series name: [H], "root_error_m": {series name: [H]}}}``
     over the windows of clips with each label value (errors, root_errors: name -> ``[N, H]``). File metadata (``source``, ``up``, ...) and labels unique to every clip are not categories."""
     out: dict[str, Any] = {}
+    for category, members in label_categories(labels).items():
+        sel = np.isin(clip, members)
+        out[category] = {"windows": int(sel.sum()), **{k: _series(e[sel].mean(0)) for k, e in errors.items()},
+                         "root_error_m": {k: _series(e[sel].mean(0)) for k, e in root_errors.items()}}
+    return out
+
+
+def label_categories(labels: Sequence[Mapping[str, str]]) -> dict[str, list[int]]:
+    """``"key=value"`` -> indices of the clips (of ``labels``, one dict per clip) with that value, for every label
+    that is a category: file metadata (``source``, ``up``, ...) and labels unique to every clip are not."""
     keys = sorted({k for lab in labels for k in lab} - METADATA_LABELS)
     keys = [k for k in keys if len({lab.get(k) for lab in labels}) < len(labels) or len(labels) == 1]
-    for key in keys:
-        for value in sorted({lab[key] for lab in labels if key in lab}):
-            sel = np.isin(clip, [i for i, lab in enumerate(labels) if lab.get(key) == value])
-            out[f"{key}={value}"] = {"windows": int(sel.sum()),
-                                     **{k: _series(e[sel].mean(0)) for k, e in errors.items()},
-                                     "root_error_m": {k: _series(e[sel].mean(0)) for k, e in root_errors.items()}}
-    return out
+    return {f"{key}={value}": [i for i, lab in enumerate(labels) if lab.get(key) == value]
+            for key in keys for value in sorted({lab[key] for lab in labels if key in lab})}
 
 
 def write_report(report: Mapping[str, Any], out: str | os.PathLike) -> Path:
@@ -442,7 +458,6 @@ def write_predictions(loaded: Loaded, source: D.Source, names: Sequence[str], ou
     """``--pred``: one continuous rollout per clip of ``names`` from its first ``context`` frames to its end (the
     clip's frame count, skeleton and start pose), written as a dataset (``.parquet``, ``.h5``) or, for one clip,
     any writable motion file. The clips roll out together, as one batch, each cut at its own length."""
-    from optiq import save_clip, write_dataset
     from optiq.features import defeaturize
 
     ctx = int(loaded.model.context)
@@ -467,11 +482,123 @@ def write_predictions(loaded: Loaded, source: D.Source, names: Sequence[str], ou
         seq = np.concatenate([f[:ctx], pred[i, :len(f) - ctx]])
         rolled = defeaturize(seq, clip.skeleton, loaded.spec, clip.fps, start_position=position, start_yaw=yaw)
         clips.append(rolled.replace(name=name, labels=dict(clip.labels)))
+    return write_clips(clips, out)
+
+
+def write_clips(clips: Sequence[Any], out: str | os.PathLike) -> Path:
+    """Write ``clips`` as a dataset (``.parquet``, ``.h5``) or, for one clip, any writable motion file (``.bvh``,
+    ``.json``, ``.fbx`` with optiq-fbx), atomically."""
+    from optiq import save_clip, write_dataset
+
     if str(out).lower().endswith(D.DATASET_SUFFIXES):
         return write_dataset(out, clips)
     if len(clips) > 1:
-        raise OptiqError(f"{len(clips)} clips to write: --pred must be a dataset (.parquet, .h5)", out)
+        raise OptiqError(f"{len(clips)} clips to write: the output must be a dataset (.parquet, .h5)", out)
     return save_clip(clips[0], out)
+
+
+# --- tokenizers: reconstruction ------------------------------------------------------------------------------
+MEAN_POSE = "mean-pose"
+KINDS = ("next_state", "tokenizer")
+
+
+def reconstruction_errors(recon: np.ndarray, truth: np.ndarray, layout: Any, fps: float) -> dict[str, Any]:
+    """Sums over the frames of one clip (raw features ``recon``, ``truth`` ``[T, F]``) from which the report's means
+    come: ``joints`` ``[J]`` summed joint errors (mm, root-relative: :func:`joint_errors`), ``root`` summed
+    horizontal root position error (m, :func:`root_paths` from the clip's first frame), ``vel`` / ``acc`` summed
+    mean-over-joints error of the root-relative joint velocity (m/s: frame-to-frame differences x fps) and
+    acceleration (m/s^2: second differences x fps^2; the jitter measure of VIBE's "accel error"), ``truth_acc``
+    the truth's own mean acceleration magnitude (the scale to read ``acc`` against), and their frame counts."""
+    sl = layout.slices["positions"]
+    p, t = (a[:, sl].reshape(len(a), -1, 3).astype(np.float64) for a in (recon, truth))
+    dv = np.diff(p, axis=0) - np.diff(t, axis=0)
+    da = np.diff(p, 2, axis=0) - np.diff(t, 2, axis=0)
+    rates = np.array([fps])
+    root = np.linalg.norm(root_paths(recon[None], layout, rates) - root_paths(truth[None], layout, rates), axis=-1)
+    return {"frames": len(t), "joints": joint_errors(recon, truth, layout).sum(0), "root": float(root.sum()),
+            "vel": float(np.linalg.norm(dv, axis=-1).mean(1).sum() * fps), "vel_n": len(dv),
+            "acc": float(np.linalg.norm(da, axis=-1).mean(1).sum() * fps ** 2), "acc_n": len(da),
+            "truth_acc": float(np.linalg.norm(np.diff(t, 2, axis=0), axis=-1).mean(1).sum() * fps ** 2)}
+
+
+def _reconstruction_means(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Frame-weighted means over the clips of ``rows`` (:func:`reconstruction_errors`, plus ``baseline``: the
+    mean-pose joint sums)."""
+    frames = sum(r["frames"] for r in rows)
+    acc_n = max(sum(r["acc_n"] for r in rows), 1)
+    return {"mpjpe_mm": round(float(sum(r["joints"].mean() for r in rows) / frames), 3),
+            "root_error_m": round(sum(r["root"] for r in rows) / frames, 4),
+            "velocity_error_m_s": round(sum(r["vel"] for r in rows) / max(sum(r["vel_n"] for r in rows), 1), 4),
+            "acceleration_error_m_s2": round(sum(r["acc"] for r in rows) / acc_n, 3),
+            "truth_acceleration_m_s2": round(sum(r["truth_acc"] for r in rows) / acc_n, 3),
+            MEAN_POSE + "_mpjpe_mm": round(float(sum(r["baseline"].mean() for r in rows) / frames), 3)}
+
+
+def reconstruction_report(loaded: Loaded, source: D.Source, *, split: str = "test",
+                          cache_dir: str | os.PathLike | None = None,
+                          model_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The report of a tokenizer on ``source``'s ``split``: every clip encoded into tokens and decoded back whole
+    (``tokens.reconstruct``), its reconstruction against the truth (:func:`reconstruction_errors`), against a
+    mean-pose baseline (every frame the training split's mean feature row), codebook usage and perplexity of the
+    split's tokens, the same per label value and per joint (a ``per_joint`` section ``optiq viz plots`` draws)."""
+    from .tokens import check_length, reconstruct, token_stats
+
+    model_path = model_path or loaded.checkpoint.path or "model"
+    check_skeleton(source, loaded, model_path)
+    names = clips_of(source, loaded, split)
+    for name in names:
+        check_length(loaded, name, source.num_frames(name), source.path)
+    store = D.build_store(source, loaded.spec, cache_dir=cache_dir)
+    mean = np.asarray(loaded.normalizer.mean, dtype=np.float32)[None]
+    rows, ids = [], []
+    for name in names:
+        truth = np.asarray(store.clip(name), dtype=np.float32)
+        recon, code = reconstruct(loaded, truth)
+        ids.append(code)
+        row = reconstruction_errors(recon, truth, loaded.layout, store.fps[store.index[name]])
+        row["baseline"] = joint_errors(np.repeat(mean, len(truth), 0), truth, loaded.layout).sum(0)
+        rows.append(row)
+    frames = sum(r["frames"] for r in rows)
+    m = loaded.model
+    labels = [store.labels[store.index[n]] for n in names]
+    report: dict[str, Any] = {
+        "version": REPORT_VERSION, "kind": "tokenizer",
+        "title": f"{loaded.name} on {split} clips of {source.path.name}: reconstruction error per joint",
+        "reconstruction": _reconstruction_means(rows),
+        "codebook": {"size": int(m.codebook_size), "num_quantizers": int(m.num_quantizers),
+                     "downsample": int(m.downsample), "tokens": int(sum(len(i) for i in ids)),
+                     **token_stats(ids, int(m.codebook_size))},
+        "per_label": {k: {"clips": len(v), "frames": int(sum(rows[i]["frames"] for i in v)),
+                          **_reconstruction_means([rows[i] for i in v])}
+                      for k, v in label_categories(labels).items()},
+        "per_clip": {n: round(float(r["joints"].mean() / r["frames"]), 3) for n, r in zip(names, rows, strict=True)},
+        "model": os.fspath(model_path), "data": str(source.path), "split": split, "clips": len(names),
+        "frames": int(frames), "fps": sorted({float(store.fps[store.index[n]]) for n in names}),
+    }
+    joints = _joint_names(loaded)
+    report["per_joint"] = {"joints": joints, "metric": "reconstruction MPJPE root-relative (mm)",
+                           "series": {loaded.name: _series(sum(r["joints"] for r in rows) / frames),
+                                      MEAN_POSE: _series(sum(r["baseline"] for r in rows) / frames)}, "std": {}}
+    return report
+
+
+def write_reconstructions(loaded: Loaded, source: D.Source, names: Sequence[str], out: str | os.PathLike, *,
+                          cache_dir: str | os.PathLike | None = None) -> Path:
+    """``--pred`` of a tokenizer: each clip of ``names`` encoded and decoded whole, placed where the clip starts,
+    with its frame count, skeleton and labels, written by :func:`write_clips`."""
+    from optiq.features import defeaturize
+
+    from .tokens import reconstruct
+
+    store = D.build_store(source, loaded.spec, cache_dir=cache_dir)
+    clips = []
+    for name in names:
+        clip = source.read_clip(name)
+        recon, _ = reconstruct(loaded, np.asarray(store.clip(name), dtype=np.float32))
+        position, yaw = _start_pose(clip, loaded)
+        out_clip = defeaturize(recon, clip.skeleton, loaded.spec, clip.fps, start_position=position, start_yaw=yaw)
+        clips.append(out_clip.replace(name=name, labels=dict(clip.labels)))
+    return write_clips(clips, out)
 
 
 def run(model: str | os.PathLike, data: Any, *, split: str = "test", horizon: int = 60, stride: int = 10,
@@ -479,13 +606,17 @@ def run(model: str | os.PathLike, data: Any, *, split: str = "test", horizon: in
         cache_dir: str | os.PathLike | None = None, device: str = "cpu",
         steer: Sequence[Mapping[str, str]] = (), steer_from: Mapping[str, str] | None = None,
         guidance: float = 0.0) -> dict[str, Any]:
-    """``optiq eval model``: evaluate, write the report (``out``) and the continuous rollouts (``pred``).
+    """``optiq eval model``: evaluate, write the report (``out``) and the continuous rollouts (``pred``; for a
+    tokenizer, its reconstructions: :func:`reconstruction_report`, :func:`write_reconstructions`).
     steer: label sets for a ``steering`` section (:func:`steering` over the split's clips, or those of them
     whose labels include ``steer_from``), with ``guidance``."""
     for path in (out, pred):
         if path is not None:
             check_output_path(path)
-    loaded = load_model(model, device)
+    loaded = load_model(model, device, KINDS)
+    tokenizer = getattr(loaded.model, "kind", "next_state") == "tokenizer"
+    if tokenizer and (steer or steer_from):
+        raise OptiqError("--steer: a tokenizer reconstructs the clips it reads, there is no rollout to steer", model)
     for labels in steer:
         loaded.model.vocab.encode(labels, strict=True)  # a typo fails before the work
     source = D.open_source(data, cache_dir=cache_dir)
@@ -505,7 +636,8 @@ def run(model: str | os.PathLike, data: Any, *, split: str = "test", horizon: in
         if out is not None:
             write_report(report, out)
         if pred is not None:
-            write_predictions(loaded, source, clips_of(source, loaded, split), pred, cache_dir=cache_dir)
+            write = write_reconstructions if tokenizer else write_predictions
+            write(loaded, source, clips_of(source, loaded, split), pred, cache_dir=cache_dir)
     finally:
         source.close()
     return report

@@ -8,6 +8,9 @@ long rollouts from drifting). Every ``eval_interval`` steps the model rolls out 
 model so far is written to ``out`` and training stops when it has not improved for ``patience`` evaluations.
 Every ``ckpt_interval`` steps the whole state (weights, optimizer, scheduler, both random generators) goes to
 ``<out>.resume.pt``, so that ``resume=True`` continues a killed run exactly where it stopped.
+A model of kind ``tokenizer`` (the VQ-VAE) goes through the same loop on its own loss: it reconstructs each window
+(input = target; smooth L1, a frame-to-frame velocity term and the model's commitment), has no rollout batches,
+and is validated on the reconstruction of fixed validation windows (``val_recon``).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class TrainConfig:
     rollout_steps: int = 5                   # steps of that rollout (k)
     rollout_backprop: bool = False           # back-propagate through the fed-back predictions (default: detached)
     smooth_weight: float = 0.0               # weight of the squared predicted acceleration (0: off)
+    recon_vel_weight: float = 0.5            # tokenizers: weight of the frame-to-frame velocity loss
     input_noise: float = 0.0                 # std of Gaussian noise on the input frames (normalised units; 0: off)
     noise_group: str = "all"                 # features the noise goes on: all | vel | pos
     eval_interval: int = 100                 # steps between validation rollouts
@@ -232,17 +236,23 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, store.dim, vocab, dict(cfg.model)).to(device)
-    context = min(int(model.context), cfg.window)
-    k = cfg.rollout_steps if cfg.rollout_fraction > 0 else 0
+    # A tokenizer (the VQ-VAE) reconstructs whole windows: input = target, no rollouts, validated on
+    # reconstruction; everything else (sampling, schedule, resume, DDP, tracking) is the same loop.
+    tokenizer = getattr(model, "kind", "next_state") == "tokenizer"
+    if tokenizer:
+        _check_tokenizer_window(cfg, model)
+    context = cfg.window if tokenizer else min(int(model.context), cfg.window)
+    k = cfg.rollout_steps if cfg.rollout_fraction > 0 and not tokenizer else 0
+    val_key = "val_recon" if tokenizer else "val_rollout"
     if world > 1:
         torch.manual_seed(cfg.seed + rank)  # the same initial weights on every rank, then their own dropout
     rng = np.random.default_rng(cfg.seed + rank)
     shard = split.train[rank::world]
     if not shard:
         raise OptiqError(f"{len(split.train)} training clips cannot be shared among {world} processes")
-    length = max(cfg.window + 1, context + k)
+    length = cfg.window if tokenizer else max(cfg.window + 1, context + k)
     stages = _curriculum(cfg, store, shard, length, normalizer, vocab, rng)
-    val = _val_windows(store, split.val, context, cfg, normalizer, vocab)
+    val = _val_windows(store, split.val, context, cfg, normalizer, vocab, horizon=0 if tokenizer else None)
 
     optimizer = _optimizer(model, cfg)
     # With a wall-clock budget the cosine follows whichever runs out first, steps or minutes, so that a budgeted
@@ -308,7 +318,10 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
             x, cond = sampler.sample(cfg.batch_size)
             x = torch.from_numpy(x).to(device)
             cond = {n: torch.from_numpy(v).to(device) for n, v in cond.items()}
-            if rollout:
+            aux: dict[str, float] = {}
+            if tokenizer:
+                loss, aux = _tokenizer_loss(model, x, _noisy(x, noise), weights, cfg.recon_vel_weight)
+            elif rollout:
                 loss = _rollout_loss(model, x, cond, context, k, weights, cfg.rollout_backprop, noise)
             else:
                 pred = model(_noisy(x[:, :cfg.window], noise), cond)
@@ -332,18 +345,19 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
             dt = time.perf_counter() - t0
             fps = 0.9 * fps + 0.1 * (cfg.batch_size * cfg.window / dt) if fps else cfg.batch_size * cfg.window / dt
             metrics = {"loss": float(loss.item()), "lr": scheduler.get_last_lr()[0], "frames_per_s": fps,
-                       "rollout": float(rollout)}
+                       "rollout": float(rollout), **aux}
             if step % cfg.eval_interval == 0 or step == cfg.max_steps:
                 if val is not None and master:
-                    err = _val_error(model, val, cfg.val_horizon, weights)
-                    metrics["val_rollout"] = err
+                    err = _val_recon(model, val, weights) if tokenizer else _val_error(model, val, cfg.val_horizon,
+                                                                                        weights)
+                    metrics[val_key] = err
                     if err < best:
                         best, bad_evals = err, 0
-                        save_model({"step": step, "val_rollout": err})
+                        save_model({"step": step, val_key: err})
                         saved = True
                     else:
                         bad_evals += 1
-            if step % cfg.log_interval == 0 or step == 1 or "val_rollout" in metrics:
+            if step % cfg.log_interval == 0 or step == 1 or val_key in metrics:
                 history.append({"step": step, **metrics})
                 log.write(json.dumps({"step": step, **metrics}) + "\n")
                 log.flush()
@@ -371,7 +385,7 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
         save_state()
         if val is None or not (saved or (state is not None and out.exists())):
             # No validation side, or no evaluation yet: the last model is the model.
-            save_model({"step": step, "val_rollout": None})
+            save_model({"step": step, val_key: None})
         if tracker is not None:
             tracker.finish(out, stopped)
             tracker = None
@@ -605,11 +619,12 @@ class _Val:
 
 
 def _val_windows(store: D.FeatureStore, names: Sequence[str], context: int, cfg: TrainConfig, normalizer: Any,
-                 vocab: Any) -> _Val | None:
-    """Fixed validation windows (their own seeded generator, so evaluating never moves the training sampler)."""
+                 vocab: Any, horizon: int | None = None) -> _Val | None:
+    """Fixed validation windows of ``context + horizon`` frames (horizon: ``cfg.val_horizon`` unless given),
+    drawn with their own seeded generator, so evaluating never moves the training sampler."""
     if not names:
         return None
-    length = context + cfg.val_horizon
+    length = context + (cfg.val_horizon if horizon is None else horizon)
     try:
         s = D.WindowSampler(store, names, length, normalizer, vocab, np.random.default_rng(cfg.seed + 1))
     except OptiqError:
@@ -627,3 +642,53 @@ def _val_error(model: torch.nn.Module, val: _Val, horizon: int, w: torch.Tensor)
     model.eval()
     pred = model.rollout(val.context, horizon, val.cond)
     return float(_weighted_mse(pred, val.target, w).item())
+
+
+# --- tokenizers (kind "tokenizer": the VQ-VAE) ------------------------------------------------------------------
+def _check_tokenizer_window(cfg: TrainConfig, model: Any) -> None:
+    """A tokenizer reads whole windows: ``window`` must be a positive multiple of its downsampling."""
+    down = int(model.downsample)
+    if cfg.window < down or cfg.window % down:
+        raise ConfigError(f"key 'window' ({cfg.window}) must be a multiple of the tokenizer's downsampling "
+                          f"({down} frames per code) and at least {down}")
+
+
+def _weighted_smooth_l1(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Smooth L1 (Huber, beta 1) per feature, weighted as :func:`_weighted_mse`."""
+    err = torch.nn.functional.smooth_l1_loss(pred, target, reduction="none")
+    return (err * w).sum(-1).mean() / w.sum()
+
+
+def frame_velocity_loss(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weighted smooth L1 between the frame-to-frame differences ``x[t + 1] - x[t]`` of ``pred`` and of
+    ``target`` (both ``[B, T, F]``, T >= 2; ``w [F]``): a reconstruction that jitters around the right poses is
+    penalised even where its per-frame error is small.
+
+    Not what T2M-GPT calls its velocity loss: there ``loss_vel`` compares ``pred[..., 4:(J - 1) * 3 + 4]``
+    with the same slice of the target, a slice of the feature vector (the root-relative joint positions of
+    HumanML3D's layout), in the same frame: a second position loss, no difference between frames
+    (T2M-GPT#48).
+    """
+    if pred.shape[1] < 2:  # one frame has no velocity
+        return pred.new_zeros(())
+    return _weighted_smooth_l1(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1], w)
+
+
+def _tokenizer_loss(model: torch.nn.Module, x: torch.Tensor, inp: torch.Tensor, w: torch.Tensor,
+                    vel_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Reconstruction of ``x [B, T, F]`` from ``inp`` (``x``, or ``x`` with input noise): weighted smooth L1 +
+    ``vel_weight`` x :func:`frame_velocity_loss` + the model's own term (``last_aux["loss"]``: commitment, and
+    the codebook loss of a gradient-learnt codebook). Returns the loss and the metrics to log."""
+    pred = model(inp)
+    aux = model.last_aux
+    recon = _weighted_smooth_l1(pred, x, w)
+    loss = recon + vel_weight * frame_velocity_loss(pred, x, w) + aux["loss"]
+    return loss, {"recon": float(recon.item()), "commit": float(aux["commit"].item()),
+                  "perplexity": float(aux["perplexity"]), "usage": float(aux["usage"])}
+
+
+@torch.no_grad()
+def _val_recon(model: torch.nn.Module, val: _Val, w: torch.Tensor) -> float:
+    """Weighted feature MSE of the reconstruction of the validation windows: a tokenizer's early-stopping metric."""
+    model.eval()
+    return float(_weighted_mse(model(val.context), val.context, w).item())

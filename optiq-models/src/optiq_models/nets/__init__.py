@@ -6,6 +6,7 @@ from .conditioning import UNKNOWN, FiLM, LabelEmbedding, LabelError, LabelVocab
 from .mlp import MLP
 from .transformer import Transformer
 from .unet import UNet
+from .vqvae import VQVAE
 
 __all__ = ["MLP", "UNKNOWN", "ConfigError", "FiLM", "LabelEmbedding", "LabelError", "LabelVocab", "MotionModel",
-           "Transformer", "UNet", "build_model"]
+           "Transformer", "UNet", "VQVAE", "build_model"]

@@ -1,0 +1,155 @@
+"""The motion VQ-VAE's speed: training throughput of optiq's loop against a bare torch loop, and how fast clips
+become tokens and tokens become motion (issue 10).
+
+Data and method as in bench_models.py (whose conversion and optiq-side timing this reuses): Bandai-Namco takes
+from OPTIQ_TEST_DATA, torch on 2 threads.
+
+- **Training** (``vqvae`` with its shipped config: 64-frame windows, batch 64, about 1.3 M parameters; no
+  evaluation): ``optiq_models.train.train`` (WindowSampler over the feature store, the tokenizer loss, AdamW,
+  cosine schedule, clipping, logging) against a bare loop over batches sampled beforehand into tensors, with the
+  same model, batch, window, loss (smooth L1 + frame-to-frame velocity + commitment), optimizer and clipping.
+  Interleaved rounds; the ratio (goal >= 0.9) is the median of the per-round ratios of the median step times.
+- **Tokens**: ``tokens.encode_clips`` over every clip of the data, then ``tokens.decode_tokens`` of the table
+  (decoding and defeaturizing onto the skeleton), with the model the training rounds wrote: frames per second,
+  ratio to real time.
+
+Run: ``python benchmarks/bench_vqvae.py [--quick]`` or ``python benchmarks/run.py --only vqvae [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_models import THREADS, _convert, _optiq_round
+from common import print_rows
+
+
+def _bare_setup(cfg, dataset: Path, cache: Path, steps: int):
+    """The same model, batch, loss, optimizer and clipping as optiq's run over ``steps`` batches drawn beforehand.
+    Returns a function that runs them and returns the per-step seconds."""
+    import torch
+    from optiq.features import FeatureSpec, Normalizer, feature_layout, resolve_spec
+    from optiq_models import data as D
+    from optiq_models.nets import build_model
+    from optiq_models.train import _loss_weights, _optimizer, _tokenizer_loss
+
+    source = D.open_source(dataset)
+    spec = resolve_spec(source.read_clip(source.names[0]), FeatureSpec(rotation=cfg.rotation, root=cfg.root))
+    split = D.make_split(source.names, source.labels, by=cfg.split_by, test_ratio=cfg.test_ratio,
+                         val_ratio=cfg.val_ratio, seed=cfg.seed)
+    store = D.build_store(source, spec, cache_dir=cache)
+    normalizer = Normalizer.fit(store.iter_clips(split.train))
+    weights = _loss_weights(cfg, feature_layout(source.skeleton, spec), store, split.train, normalizer)
+    vocab = D.build_vocab([], [])
+    sampler = D.WindowSampler(store, split.train, cfg.window, normalizer, vocab, np.random.default_rng(0))
+    batches = [torch.from_numpy(sampler.sample(cfg.batch_size)[0]) for _ in range(steps)]
+    source.close()
+
+    def run() -> list[float]:
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.arch, store.dim, vocab, dict(cfg.model))
+        optimizer = _optimizer(model, cfg)
+        model.train()
+        times = []
+        for x in batches:
+            t0 = time.perf_counter()
+            loss, _ = _tokenizer_loss(model, x, x, weights, cfg.recon_vel_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            times.append(time.perf_counter() - t0)
+        return times
+
+    return run
+
+
+def training_rows(dataset: Path, tmp: Path, cache: Path, rounds: int, steps: int) -> list[dict]:
+    from optiq_models.train import load_config
+
+    cfg = load_config("vqvae", {"eval_interval": 10**6, "ckpt_interval": 10**6, "patience": 0, "warmup_steps": 10})
+    skip = 3
+    bare = _bare_setup(cfg, dataset, cache, steps)
+    optiq_t, bare_t, waits, ratios = [], [], [], []
+    for _ in range(rounds):
+        o, wait = _optiq_round(cfg, dataset, tmp, cache, steps, skip)
+        b = float(np.median(bare()[skip:]))
+        optiq_t.append(o)
+        bare_t.append(b)
+        waits.append(wait)
+        ratios.append(b / o)
+    frames = cfg.batch_size * cfg.window
+    o, b = statistics.median(optiq_t), statistics.median(bare_t)
+    vs = f"bare torch loop, {frames / b:,.0f} frames/s"
+    what = f"vqvae (batch {cfg.batch_size} x {cfg.window} frames)"
+    return [
+        {"name": f"train {what}: bare loop", "value": round(frames / b), "unit": "frames/s", "ratio": 1.0, "vs": vs},
+        {"name": f"train {what}: optiq train()", "value": round(frames / o), "unit": "frames/s",
+         "ratio": round(statistics.median(ratios), 3), "vs": vs + " (goal >= 0.9)"},
+        {"name": f"train {what}: data wait / step", "value": round(100 * statistics.median(waits), 2), "unit": "%",
+         "vs": "goal < 10% of the step"},
+    ]
+
+
+def token_rows(dataset: Path, model: Path, cache: Path, rounds: int) -> list[dict]:
+    from optiq_models import data as D
+    from optiq_models.tokens import decode_tokens, encode_clips, load_tokenizer
+
+    loaded = load_tokenizer(model)
+    source = D.open_source(dataset)
+    frames = sum(source.num_frames(n) for n in source.names)
+    seconds = sum(source.num_frames(n) / source.fps(n) for n in source.names)
+    encode_clips(loaded, source, cache_dir=cache)  # warm-up: builds the feature cache
+    enc, dec = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        table = encode_clips(loaded, source, cache_dir=cache)
+        t1 = time.perf_counter()
+        decode_tokens(loaded, table)
+        enc.append(t1 - t0)
+        dec.append(time.perf_counter() - t1)
+    source.close()
+    rows = []
+    for what, ts in (("encode", enc), ("decode", dec)):
+        t = statistics.median(ts)
+        rows.append({"name": f"tokens {what}: {len(source.names)} clips, {frames:,} frames", "value": round(frames / t),
+                     "unit": "frames/s", "ratio": round(seconds / t, 1),
+                     "vs": f"real time: the clips last {seconds:.0f} s"})
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    """Rows ``{name, value, unit, ratio, vs}``: training frames/s (ratio to the bare loop, goal >= 0.9), data wait
+    per step (%), tokens encode / decode frames/s (ratio to real time)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    rounds, steps = (3, 15) if quick else (5, 30)
+    with tempfile.TemporaryDirectory(prefix="optiq-bench-vqvae-") as name:
+        tmp = Path(name)
+        cache = tmp / "cache"
+        dataset = _convert(tmp, quick)
+        rows = training_rows(dataset, tmp, cache, rounds, steps)
+        rows += token_rows(dataset, tmp / "vqvae.pt", cache, 1 if quick else 3)  # the training rounds wrote it
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a quarter of the takes, shorter rounds")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    rows = run(quick=args.quick)
+    print_rows(f"optiq-models VQ-VAE speed ({'quick' if args.quick else 'median of rounds'}, {THREADS} torch "
+               f"threads, {os.cpu_count()} cores)", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
