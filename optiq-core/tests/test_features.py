@@ -245,6 +245,10 @@ def test_normalizer_streams_guards_and_round_trips(data_dir):
     np.testing.assert_array_equal(again.std, norm.std)
     with pytest.raises(OptiqError, match="no frames to fit on"):
         Normalizer.fit([])
+    # A floor on the std: features that vary less than min_std get min_std, constant ones still 1.
+    floored = Normalizer.fit(arrays, min_std=0.05)
+    np.testing.assert_allclose(floored.std, np.where(std < 1e-5, 1.0, np.maximum(std, 0.05)), rtol=1e-5, atol=1e-6)
+    assert ((std > 1e-5) & (std < 0.05)).any() and (floored.std[cols] == 1.0).all()
     with pytest.raises(OptiqError, match="input has 3 features, expected"):
         norm.normalize(np.zeros((2, 3)))
 

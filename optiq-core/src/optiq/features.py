@@ -518,10 +518,15 @@ class Normalizer:
         return int(self.mean.size)
 
     @classmethod
-    def fit(cls, arrays: Iterable[np.ndarray], eps: float = 1e-5) -> Normalizer:
+    def fit(cls, arrays: Iterable[np.ndarray], eps: float = 1e-5, min_std: float = 0.0) -> Normalizer:
         """Statistics of ``[T_i, F]`` arrays streamed one at a time (any iterable; none is kept): per-array
         mean and sum of squared deviations in float64, merged with Chan's parallel formula (stable where plain
-        running sums of squares cancel)."""
+        running sums of squares cancel).
+
+        eps: a std below it means a constant feature (std 1). min_std: a floor on every other std, in the
+        features' units (m, m/s, rad, 6D entries): a feature that barely moves in the training takes (a toe that
+        never bends: std 1e-4) otherwise turns a held-out take's small motion of it into z-scores of 30 and more,
+        inputs no network has seen."""
         n, mean, m2 = 0, None, None
         for a in arrays:
             a = np.asarray(a, dtype=np.float64)
@@ -543,7 +548,7 @@ class Normalizer:
         if n == 0:
             raise OptiqError("normalizer: no frames to fit on (empty split?)")
         std = np.sqrt(m2 / n)
-        return cls(mean, np.where(std < eps, 1.0, std))
+        return cls(mean, np.where(std < eps, 1.0, np.maximum(std, min_std)))
 
     def normalize(self, x):
         """``(x - mean) / std`` for a numpy array or torch tensor ``[..., F]`` (same type, dtype and device)."""

@@ -52,6 +52,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)   # keyword arguments of the model (the YAML `model:` section)
     rotation: str = "6d"                     # feature encoding of joint rotations: 6d | quat | expmap
     contacts: bool = False                   # append foot-contact flags to the features
+    norm_min_std: float = 0.0                # floor of the normaliser's std per feature (features' units; 0: none)
     root: str | None = None                  # joint carrying the global motion (None: detected)
     labels: list = field(default_factory=list)  # clip label names the model is conditioned on
     frame_labels: list = field(default_factory=list)  # frame label names (phase: float; others categorical)
@@ -227,7 +228,7 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
     if state is not None:
         normalizer = Normalizer.from_json(state["normalizer"])
     else:
-        normalizer = Normalizer.fit(store.iter_clips(split.train))
+        normalizer = Normalizer.fit(store.iter_clips(split.train), min_std=cfg.norm_min_std)
     layout = feature_layout(source.skeleton, spec)
     weights = _loss_weights(cfg, layout, store, split.train, normalizer).to(device)
     noise = _noise_scale(cfg, layout).to(device)

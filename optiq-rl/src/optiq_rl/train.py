@@ -495,6 +495,11 @@ def _train(cfg: RLConfig, out: Path, resume: bool, progress: bool, callbacks: Se
         else:
             vn = normalize(venv, cfg)
             model = build_model(cfg, vn, tb)
+        if tb is None:
+            # Without TensorBoard SB3 would log nowhere but still make an empty folder in the temp dir per run.
+            from stable_baselines3.common.logger import Logger
+
+            model.set_logger(Logger(folder=None, output_formats=[]))
         done = int(model.num_timesteps)
         log = _ProgressLog(beside(out, ".progress.jsonl"), append=start is not None)
         tracker = _MLflow(cfg, out) if cfg.track else None
