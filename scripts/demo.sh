@@ -60,6 +60,18 @@ if [ -d "$BANDAI" ]; then
   first=$(optiq data info "$OUT/walk_run_pred.parquet" --json | python -c "import json, sys; print(json.load(sys.stdin)['clips'][0]['name'])")
   optiq viz video --in "$OUT/bandai_walk_run.parquet" --clip "$first" --pred "$OUT/walk_run_pred.parquet" \
     --layout side-by-side --out "$OUT/walk_run_rollout.mp4"
+  # Tokens: a small motion VQ-VAE (about a minute), the same held-out takes encoded into codebook ids, decoded
+  # back to motion, scored (MPJPE, jitter, codebook use) and drawn beside the truth.
+  optiq --quiet train model --config vqvae --data "$OUT/bandai_walk_run.parquet" --out "$OUT/walk_run_vq.pt" \
+    --split-by label:content --max-steps 400
+  optiq tokens encode --model "$OUT/walk_run_vq.pt" --data "$OUT/bandai_walk_run.parquet" --split test \
+    --out "$OUT/walk_run_tokens.parquet"
+  optiq tokens decode --model "$OUT/walk_run_vq.pt" --tokens "$OUT/walk_run_tokens.parquet" \
+    --out "$OUT/walk_run_decoded.parquet"
+  optiq eval model --model "$OUT/walk_run_vq.pt" --data "$OUT/bandai_walk_run.parquet" --split test \
+    --out "$OUT/walk_run_vq_report.json" --pred "$OUT/walk_run_recon.parquet"
+  optiq viz video --in "$OUT/bandai_walk_run.parquet" --clip "$first" --pred "$OUT/walk_run_recon.parquet" \
+    --layout side-by-side --out "$OUT/walk_run_vq.mp4"
 fi
 # Simulate (optiq-rl): the DeepMimic humanoid as an MJCF, the CMU walk retargeted onto it (2 s) and drawn by MuJoCo,
 # a short PPO run tracking DeepMimic's walk (about 2 minutes on 2 cores: far from a walking policy, which takes
@@ -88,6 +100,7 @@ echo "demo: video $OUT/cmu_02_01.mp4"
 echo "demo: FBX   $OUT/cmu_02_01.fbx"
 if [ -d "$BANDAI" ]; then
   echo "demo: model $OUT/walk_run_mlp.pt, errors $OUT/walk_run_errors.html, rollout $OUT/walk_run_rollout.mp4"
+  echo "demo: tokens $OUT/walk_run_tokens.parquet (VQ-VAE $OUT/walk_run_vq.pt), reconstruction $OUT/walk_run_vq.mp4"
 fi
 if [ "$RL" = 1 ]; then
   echo "demo: RL    character $OUT/deepmimic.xml, retargeted walk $OUT/cmu_walk_on_deepmimic.parquet"
