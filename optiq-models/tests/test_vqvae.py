@@ -269,3 +269,54 @@ def test_two_process_ddp_keeps_one_codebook(walk_run, tmp_path, cache):
     loss0, loss1 = r0.pop("loss"), r1.pop("loss")
     assert loss0 != loss1  # each rank trains on its own shard
     assert "quantizer.layers.1.codebook" in r0 and r0 == r1  # yet weights and codebooks are the same
+
+
+def test_trains_from_an_npy_trajectory_file_with_expmap_rotations(data_dir, tmp_path, cache):
+    """``--data walk_run.npy``: the NPY trajectory format (``[time, root_pos, root_rot (wxyz), dof_pos, flag]``
+    with its dof-map spec) of DeepMimic's walk and run, split at the transition flag into two clips, trains a
+    tokenizer directly, with expmap rotation features; the checkpoint's feature spec says expmap and its tokens
+    decode to both clips' lengths."""
+    from optiq_models.tokens import encode_clips
+
+    joints = json.loads((data_dir / "deepmimic" / "humanoid3d_character.txt").read_text())["Skeleton"]["Joints"]
+    from scipy.spatial.transform import Rotation
+
+    dofs, blocks = [], []
+    for j in joints[1:]:
+        if j["Type"] == "spherical":
+            dofs += [{"name": f"{j['Name']}_{a}", "joint": j["Name"], "axis": a} for a in "zyx"]
+        elif j["Type"] == "revolute":
+            dofs.append({"name": j["Name"], "joint": j["Name"], "axis": [0, 0, 1]})
+    for k, name in enumerate(("humanoid3d_walk.txt", "humanoid3d_run.txt")):
+        frames = np.array(json.loads((data_dir / "deepmimic" / name).read_text())["Frames"])
+        cols, c = [], 8
+        for j in joints[1:]:
+            if j["Type"] == "spherical":  # DeepMimic's wxyz quaternion as intrinsic Z, Y, X angles
+                cols.append(Rotation.from_quat(frames[:, c:c + 4][:, [1, 2, 3, 0]]).as_euler("ZYX"))
+                c += 4
+            elif j["Type"] == "revolute":
+                cols.append(frames[:, c:c + 1])
+                c += 1
+        flag = np.zeros((len(frames), 1))
+        flag[0] = float(k > 0)
+        time = np.arange(len(frames))[:, None] * frames[0, 0]
+        blocks.append(np.hstack([time, frames[:, 1:4], frames[:, 4:8], *cols, flag]))
+    spec = {"format": "optiq-npy-trajectory-spec", "version": 1, "up": "y", "unit": "m", "root_rot_order": "wxyz",
+            "skeleton": {"names": [j["Name"] for j in joints], "parents": [j["Parent"] for j in joints],
+                         "offsets": [[0.0, 0.0, 0.0]] + [[j["AttachX"], j["AttachY"], j["AttachZ"]]
+                                                          for j in joints[1:]]},
+            "dofs": dofs}
+    path = tmp_path / "walk_run.npy"
+    np.save(path, np.vstack(blocks))
+    (tmp_path / "walk_run.spec.json").write_text(json.dumps(spec))
+    cfg = load_config("vqvae", [*TINY, "rotation=expmap", "max_steps=20", "test_ratio=0", "val_ratio=0"])
+    result = train(cfg, [path], tmp_path / "vq.pt", cache_dir=cache, progress=False)
+    assert result.steps == 20
+    _, ck = load_checkpoint(tmp_path / "vq.pt")
+    assert ck.kind == "tokenizer" and ck.feature_spec.rotation == "expmap"
+    table = encode_clips(tmp_path / "vq.pt", [path], cache_dir=cache)
+    lengths = [len(json.loads((data_dir / "deepmimic" / n).read_text())["Frames"])
+               for n in ("humanoid3d_walk.txt", "humanoid3d_run.txt")]
+    assert sorted(table.column("frames").to_pylist()) == sorted(lengths)
+    assert all(len(t) == -(-n // 4) for t, n in zip(table.column("tokens").to_pylist(),
+                                                       table.column("frames").to_pylist(), strict=True))
