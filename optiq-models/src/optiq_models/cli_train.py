@@ -57,7 +57,8 @@ def train_model(ctx: click.Context, config, data, out, arch, resume, max_minutes
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return
     best = "none" if result.best_val is None else f"{result.best_val:.4f}"
-    click.echo(f"{result.out}: {result.steps} steps ({result.stopped}), best validation rollout error {best}")
+    what = "reconstruction" if getattr(result.model, "kind", "next_state") == "tokenizer" else "rollout"
+    click.echo(f"{result.out}: {result.steps} steps ({result.stopped}), best validation {what} error {best}")
 
 
 @click.command("model")

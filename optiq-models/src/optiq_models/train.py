@@ -161,9 +161,9 @@ def load_config(name: str | os.PathLike | None = None, overrides: Mapping[str, A
 # --- the run -------------------------------------------------------------------------------------------------
 @dataclass
 class TrainResult:
-    """What a run did: the checkpoint, steps run, the best validation rollout error, why it stopped, and the
-    metrics of step 1 and every ``log_interval`` steps (``history``: dicts with step, loss, lr, frames_per_s,
-    rollout (1.0 for a multi-step batch), val_rollout when evaluated)."""
+    """What a run did: the checkpoint, steps run, the best validation error (rollout; reconstruction for a
+    tokenizer), why it stopped, and the metrics of step 1 and every ``log_interval`` steps (``history``: dicts with
+    step, loss, lr, frames_per_s, rollout (1.0 for a multi-step batch), val_rollout or val_recon when evaluated)."""
 
     out: Path
     steps: int
