@@ -60,8 +60,8 @@ if [ -d "$BANDAI" ]; then
   first=$(optiq data info "$OUT/walk_run_pred.parquet" --json | python -c "import json, sys; print(json.load(sys.stdin)['clips'][0]['name'])")
   optiq viz video --in "$OUT/bandai_walk_run.parquet" --clip "$first" --pred "$OUT/walk_run_pred.parquet" \
     --layout side-by-side --out "$OUT/walk_run_rollout.mp4"
-  # Tokens: a small motion VQ-VAE (about a minute), the same held-out takes encoded into codebook ids, decoded
-  # back to motion, scored (MPJPE, jitter, codebook use) and drawn beside the truth.
+  # Tokens: a small motion VQ-VAE (400 steps, a minute or two), the same held-out takes encoded into codebook
+  # ids, decoded back to motion, scored (MPJPE, jitter, codebook use) and drawn beside the truth.
   optiq --quiet train model --config vqvae --data "$OUT/bandai_walk_run.parquet" --out "$OUT/walk_run_vq.pt" \
     --split-by label:content --max-steps 400
   optiq tokens encode --model "$OUT/walk_run_vq.pt" --data "$OUT/bandai_walk_run.parquet" --split test \
