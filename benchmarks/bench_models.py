@@ -141,13 +141,16 @@ def _bare_setup(cfg, dataset: Path, cache: Path, steps: int):
     return run
 
 
-def training_rows(arch: str, dataset: Path, tmp: Path, cache: Path, rounds: int, steps: int) -> list[dict]:
+def training_rows(arch: str, dataset: Path, tmp: Path, cache: Path, rounds: int, steps: int, *,
+                  bare_setup=None, skip: int = 5) -> list[dict]:
+    """Rows of optiq's training loop against a bare torch loop for ``arch`` (its shipped config): interleaved
+    rounds, the first ``skip`` steps of each left out. bare_setup: the bare loop's builder (default: the
+    next-state one of this file; bench_vqvae passes the tokenizer's)."""
     from optiq_models.train import load_config
 
     cfg = load_config(arch, {"rollout_fraction": 0.0, "eval_interval": 10**6, "ckpt_interval": 10**6,
                              "patience": 0, "warmup_steps": 10})
-    skip = 5
-    bare = _bare_setup(cfg, dataset, cache, steps)
+    bare = (bare_setup or _bare_setup)(cfg, dataset, cache, steps)
     optiq_t, bare_t, waits, ratios = [], [], [], []
     for _ in range(rounds):
         o, wait = _optiq_round(cfg, dataset, tmp, cache, steps, skip)

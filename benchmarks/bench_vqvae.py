@@ -4,7 +4,7 @@ become tokens and tokens become motion (issue 10).
 Data and method as in bench_models.py (whose conversion and optiq-side timing this reuses): Bandai-Namco takes
 from OPTIQ_TEST_DATA, torch on 2 threads.
 
-- **Training** (``vqvae`` with its shipped config: 64-frame windows, batch 64, about 1.3 M parameters; no
+- **Training** (``vqvae`` with its shipped config: 64-frame windows, batch 64, about 0.4 M parameters; no
   evaluation): ``optiq_models.train.train`` (WindowSampler over the feature store, the tokenizer loss, AdamW,
   cosine schedule, clipping, logging) against a bare loop over batches sampled beforehand into tensors, with the
   same model, batch, window, loss (smooth L1 + frame-to-frame velocity + commitment), optimizer and clipping.
@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_models
 import numpy as np
-from bench_models import THREADS, _convert, _optiq_round
+from bench_models import THREADS, _convert
 from common import print_rows
 
 
@@ -72,30 +73,8 @@ def _bare_setup(cfg, dataset: Path, cache: Path, steps: int):
 
 
 def training_rows(dataset: Path, tmp: Path, cache: Path, rounds: int, steps: int) -> list[dict]:
-    from optiq_models.train import load_config
-
-    cfg = load_config("vqvae", {"eval_interval": 10**6, "ckpt_interval": 10**6, "patience": 0, "warmup_steps": 10})
-    skip = 3
-    bare = _bare_setup(cfg, dataset, cache, steps)
-    optiq_t, bare_t, waits, ratios = [], [], [], []
-    for _ in range(rounds):
-        o, wait = _optiq_round(cfg, dataset, tmp, cache, steps, skip)
-        b = float(np.median(bare()[skip:]))
-        optiq_t.append(o)
-        bare_t.append(b)
-        waits.append(wait)
-        ratios.append(b / o)
-    frames = cfg.batch_size * cfg.window
-    o, b = statistics.median(optiq_t), statistics.median(bare_t)
-    vs = f"bare torch loop, {frames / b:,.0f} frames/s"
-    what = f"vqvae (batch {cfg.batch_size} x {cfg.window} frames)"
-    return [
-        {"name": f"train {what}: bare loop", "value": round(frames / b), "unit": "frames/s", "ratio": 1.0, "vs": vs},
-        {"name": f"train {what}: optiq train()", "value": round(frames / o), "unit": "frames/s",
-         "ratio": round(statistics.median(ratios), 3), "vs": vs + " (goal >= 0.9)"},
-        {"name": f"train {what}: data wait / step", "value": round(100 * statistics.median(waits), 2), "unit": "%",
-         "vs": "goal < 10% of the step"},
-    ]
+    """bench_models' rows of optiq's loop against the bare one, with the tokenizer's bare loop."""
+    return bench_models.training_rows("vqvae", dataset, tmp, cache, rounds, steps, bare_setup=_bare_setup, skip=3)
 
 
 def token_rows(dataset: Path, model: Path, cache: Path, rounds: int) -> list[dict]:

@@ -37,3 +37,17 @@ def print_rows(title: str, rows: list[dict]) -> None:
         vs = f" (vs {r['vs']})" if r.get("vs") else ""
         ratio = r.get("ratio", "")
         print(f"{r['name']:<{width}}  {r['value']:>10}  {r.get('unit', ''):<9} {ratio}{vs}")
+
+
+def write_section(path: Path, start: str, end: str, title: str, command: str, lines: list[str]) -> None:
+    """Replace the text between the markers ``start`` and ``end`` in ``path`` (append it when they are absent)
+    with ``title``, the exact ``command`` and ``lines``; written atomically (temp file + rename)."""
+    section = [start, title, "", "Command:", "", "```", command, "```", "", *lines, end]
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if start in text and end in text:
+        text = text[:text.index(start)] + "\n".join(section) + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import write_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -194,16 +195,7 @@ def table(results: list[dict]) -> list[str]:
 
 
 def write_results(lines: list[str], command: str, path: Path) -> None:
-    section = [START, "## optiq-models quality (held-out takes, baselines on the same windows)", "",
-               "Command:", "", "```", command, "```", "", *lines, END]
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if START in text and END in text:
-        text = text[:text.index(START)] + "\n".join(section) + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_section(path, START, END, "## optiq-models quality (held-out takes, baselines on the same windows)", command, lines)
 
 
 def main(argv: list[str] | None = None) -> int:

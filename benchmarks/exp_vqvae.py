@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from common import write_section
 from exp_models import CORPORA, OPTIQ, ROOT, convert
 
 START, END = "<!-- exp_vqvae:start -->", "<!-- exp_vqvae:end -->"
@@ -116,16 +117,7 @@ def table(results: list[dict]) -> list[str]:
 
 
 def write_results(lines: list[str], command: str, path: Path) -> None:
-    section = [START, "## optiq-models VQ-VAE reconstruction (held-out takes)", "", "Command:", "", "```", command,
-               "```", "", *lines, END]
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if START in text and END in text:
-        text = text[:text.index(START)] + "\n".join(section) + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_section(path, START, END, "## optiq-models VQ-VAE reconstruction (held-out takes)", command, lines)
 
 
 def main(argv: list[str] | None = None) -> int:
