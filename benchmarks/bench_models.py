@@ -101,24 +101,30 @@ def _optiq_round(cfg, dataset: Path, tmp: Path, cache: Path, steps: int, skip: i
     return float(np.median(dts)), float(np.diff(t[:, 1]).sum() / dts.sum())
 
 
-def _bare_setup(cfg, dataset: Path, cache: Path, steps: int):
+def _bare_setup(cfg, dataset: Path, cache: Path, steps: int, loss=None, length: int | None = None):
     """The same model, batch, loss, optimizer and clipping as optiq's run, over ``steps`` batches drawn beforehand
-    into tensors. Returns a function that runs them and returns the per-step seconds."""
+    into tensors. Returns a function that runs them and returns the per-step seconds. loss: ``loss(model, x
+    [B, length, F], weights [F]) -> scalar`` (default: the next-state loss on windows of ``window + 1`` frames);
+    length: frames per batch window (default ``window + 1``)."""
     import torch
     from optiq.features import FeatureSpec, Normalizer, feature_layout, resolve_spec
     from optiq_models import data as D
     from optiq_models.nets import build_model
     from optiq_models.train import _loss_weights, _optimizer, _weighted_mse
 
+    if loss is None:
+        def loss(model, x, w):
+            return _weighted_mse(model(x[:, :cfg.window], {}), x[:, 1:], w)
     source = D.open_source(dataset)
     spec = resolve_spec(source.read_clip(source.names[0]), FeatureSpec(rotation=cfg.rotation, root=cfg.root))
     split = D.make_split(source.names, source.labels, by=cfg.split_by, test_ratio=cfg.test_ratio,
                          val_ratio=cfg.val_ratio, seed=cfg.seed)
     store = D.build_store(source, spec, cache_dir=cache)
-    normalizer = Normalizer.fit(store.iter_clips(split.train))
+    normalizer = Normalizer.fit(store.iter_clips(split.train), min_std=cfg.norm_min_std)
     weights = _loss_weights(cfg, feature_layout(source.skeleton, spec), store, split.train, normalizer)
     vocab = D.build_vocab([], [])
-    sampler = D.WindowSampler(store, split.train, cfg.window + 1, normalizer, vocab, np.random.default_rng(0))
+    sampler = D.WindowSampler(store, split.train, cfg.window + 1 if length is None else length, normalizer, vocab,
+                              np.random.default_rng(0))
     batches = [torch.from_numpy(sampler.sample(cfg.batch_size)[0]) for _ in range(steps)]
     source.close()
 
@@ -130,9 +136,9 @@ def _bare_setup(cfg, dataset: Path, cache: Path, steps: int):
         times = []
         for x in batches:
             t0 = time.perf_counter()
-            loss = _weighted_mse(model(x[:, :cfg.window], {}), x[:, 1:], weights)
+            value = loss(model, x, weights)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             times.append(time.perf_counter() - t0)

@@ -27,49 +27,19 @@ import time
 from pathlib import Path
 
 import bench_models
-import numpy as np
 from bench_models import THREADS, _convert
 from common import print_rows
 
 
 def _bare_setup(cfg, dataset: Path, cache: Path, steps: int):
-    """The same model, batch, loss, optimizer and clipping as optiq's run over ``steps`` batches drawn beforehand.
-    Returns a function that runs them and returns the per-step seconds."""
-    import torch
-    from optiq.features import FeatureSpec, Normalizer, feature_layout, resolve_spec
-    from optiq_models import data as D
-    from optiq_models.nets import build_model
-    from optiq_models.train import _loss_weights, _optimizer, _tokenizer_loss
+    """bench_models' bare loop with the tokenizer's loss (smooth L1 + frame-to-frame velocity + commitment) on
+    windows of ``window`` frames (input = target)."""
+    from optiq_models.train import _tokenizer_loss
 
-    source = D.open_source(dataset)
-    spec = resolve_spec(source.read_clip(source.names[0]), FeatureSpec(rotation=cfg.rotation, root=cfg.root))
-    split = D.make_split(source.names, source.labels, by=cfg.split_by, test_ratio=cfg.test_ratio,
-                         val_ratio=cfg.val_ratio, seed=cfg.seed)
-    store = D.build_store(source, spec, cache_dir=cache)
-    normalizer = Normalizer.fit(store.iter_clips(split.train))
-    weights = _loss_weights(cfg, feature_layout(source.skeleton, spec), store, split.train, normalizer)
-    vocab = D.build_vocab([], [])
-    sampler = D.WindowSampler(store, split.train, cfg.window, normalizer, vocab, np.random.default_rng(0))
-    batches = [torch.from_numpy(sampler.sample(cfg.batch_size)[0]) for _ in range(steps)]
-    source.close()
+    def loss(model, x, w):
+        return _tokenizer_loss(model, x, x, w, cfg.recon_vel_weight)[0]
 
-    def run() -> list[float]:
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg.arch, store.dim, vocab, dict(cfg.model))
-        optimizer = _optimizer(model, cfg)
-        model.train()
-        times = []
-        for x in batches:
-            t0 = time.perf_counter()
-            loss, _ = _tokenizer_loss(model, x, x, weights, cfg.recon_vel_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            times.append(time.perf_counter() - t0)
-        return times
-
-    return run
+    return bench_models._bare_setup(cfg, dataset, cache, steps, loss=loss, length=cfg.window)
 
 
 def training_rows(dataset: Path, tmp: Path, cache: Path, rounds: int, steps: int) -> list[dict]:
