@@ -668,7 +668,7 @@ def frame_velocity_loss(pred: torch.Tensor, target: torch.Tensor, w: torch.Tenso
     Not what T2M-GPT calls its velocity loss: there ``loss_vel`` compares ``pred[..., 4:(J - 1) * 3 + 4]``
     with the same slice of the target, a slice of the feature vector (the root-relative joint positions of
     HumanML3D's layout), in the same frame: a second position loss, no difference between frames
-    (T2M-GPT#48).
+    (``ReConsLoss.forward_vel`` of its ``utils/losses.py``).
     """
     if pred.shape[1] < 2:  # one frame has no velocity
         return pred.new_zeros(())
