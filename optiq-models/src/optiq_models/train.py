@@ -390,6 +390,11 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
         if tracker is not None:
             tracker.finish(out, stopped)
             tracker = None
+        if world > 1:
+            # Every rank ends here together (the stop is decided by rank 0 for all) before the group is torn down:
+            # a rank that destroys it while another still has collectives in flight can abort (gloo, seen once
+            # in CI on a resumed run).
+            torch.distributed.barrier()
     finally:
         if tracker is not None:
             tracker.finish(None, "failed")
