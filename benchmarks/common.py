@@ -51,3 +51,17 @@ def write_section(path: Path, start: str, end: str, title: str, command: str, li
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def finish_experiment(script: str, argv: list[str], lines: list[str], results: list[dict], json_path: Path,
+                      write_results: Callable[[list[str], str, Path], None], results_md: Path) -> None:
+    """An experiment's end: print its table, write every number to ``json_path`` and the table with the exact
+    command (``script`` and its arguments ``argv``) into ``results_md``."""
+    import json
+    import shlex
+
+    command = f"OPTIQ_TEST_DATA=/work/shared/data .venv/bin/python benchmarks/{script} " + \
+        " ".join(shlex.quote(a) for a in argv)
+    print("\n".join(lines))
+    json_path.write_text(json.dumps(results, indent=1))
+    write_results(lines, command.strip(), results_md)

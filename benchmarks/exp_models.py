@@ -23,14 +23,13 @@ import argparse
 import concurrent.futures as cf
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import write_section
+from common import finish_experiment, write_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -229,12 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         r["walk"] = walk_metrics(report, f"{walks[0]}={walks[1]}" if walks else None)
         if walks:
             r["steering"] = steering_rows(r, datasets[r["corpus"]], args.work)
-    command = "OPTIQ_TEST_DATA=/work/shared/data .venv/bin/python benchmarks/exp_models.py " + \
-        " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    lines = table(results)
-    print("\n".join(lines))
-    (args.json or args.work / "results.json").write_text(json.dumps(results, indent=1))
-    write_results(lines, command.strip(), args.results)
+    finish_experiment("exp_models.py", argv if argv is not None else sys.argv[1:], table(results), results,
+                      args.json or args.work / "results.json", write_results, args.results)
     return 0
 
 

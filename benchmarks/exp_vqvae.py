@@ -24,13 +24,12 @@ import concurrent.futures as cf
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import write_section
+from common import finish_experiment, write_section
 from exp_models import CORPORA, OPTIQ, ROOT, convert
 
 START, END = "<!-- exp_vqvae:start -->", "<!-- exp_vqvae:end -->"
@@ -152,12 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     results.sort(key=lambda r: (corpora.index(r["corpus"]), variants.index(r["variant"])))
     for r in results:
         r["numbers"] = numbers(r)
-    command = "OPTIQ_TEST_DATA=/work/shared/data .venv/bin/python benchmarks/exp_vqvae.py " + \
-        " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    lines = table(results)
-    print("\n".join(lines))
-    (args.json or args.work / "results.json").write_text(json.dumps(results, indent=1))
-    write_results(lines, command.strip(), args.results)
+    finish_experiment("exp_vqvae.py", argv if argv is not None else sys.argv[1:], table(results), results,
+                      args.json or args.work / "results.json", write_results, args.results)
     return 0
 
 
