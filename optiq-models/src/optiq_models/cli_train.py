@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import click
 from optiq.cli.params import PositiveFloat
 from optiq.config import parse_overrides
-from optiq.errors import OptiqError
 
 
 def _progress(ctx: click.Context) -> bool:
@@ -17,13 +16,9 @@ def _progress(ctx: click.Context) -> bool:
 
 
 def _labels(items: Sequence[str]) -> dict[str, str] | None:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value:
-            raise OptiqError(f"--label {item!r}: expected name=value, e.g. content=run")
-        out[key.strip()] = value
-    return out or None
+    from optiq.cli.params import parse_labels
+
+    return parse_labels(items)
 
 
 @click.command("model", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -280,8 +280,11 @@ def train(cfg: TrainConfig, data: Any, out: str | os.PathLike, *, resume: bool =
     def save_model(extra: dict[str, Any]) -> None:
         if not master:
             return
+        # The frame rates trained on: the step a next-state prediction takes (the RL adapters check it against
+        # their env's control rate).
+        rates = sorted({float(store.fps[store.index[n]]) for n in split.train})
         save_checkpoint(out, model, config=cfg.to_json(), feature_spec=spec, normalizer=normalizer, vocab=vocab,
-                        skeleton=source.skeleton, split=split.to_json(), extra=extra)
+                        skeleton=source.skeleton, split=split.to_json(), extra={**extra, "fps": rates})
 
     def save_state() -> None:
         # Every rank's random state (its own label dropout, noise and window draws), so that a resumed

@@ -190,13 +190,23 @@ def _summary(char) -> str:
 @click.option("--seed", type=int, help="Seed of envs, networks and sampling.")
 @click.option("--n-envs", type=click.IntRange(min=1), help="Envs stepped in parallel.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --out (step count kept).")
+@click.option("--pretrained", type=click.Path(dir_okay=False),
+              help="A motion model of optiq train model (.pt) to start from (docs/rl.md, Adapters).")
+@click.option("--adapter-mode", type=click.Choice(["scratch", "feature", "prior"]),
+              help="With --pretrained: scratch (its encoder's architecture, fresh weights), feature (its encoder "
+                   "as features extractor) or prior (its next pose as the base of residual PD targets). "
+                   "Default feature.")
+@click.option("--freeze-steps", type=click.IntRange(min=0), help="With --pretrained: env steps with the encoder frozen.")
+@click.option("--label", "labels", multiple=True, metavar="NAME=VALUE",
+              help="With --pretrained: a label the motion model is conditioned on (movement=run); repeat.")
 @click.pass_context
 def train_rl(ctx: click.Context, env_id, config, reference, clips, char_name, total_steps, out, algo, seed, n_envs,
-             resume) -> None:
+             resume, pretrained, adapter_mode, freeze_steps, labels) -> None:
     """Train a policy with Stable-Baselines3 (PPO or SAC). Without --config the env's shipped config is used
     (Track-v0: track_deepmimic_walk, Locomotion-v0: locomotion_deepmimic, Humanoid-v5: ppo_humanoid or
     sac_humanoid). Any config key can follow as --KEY VALUE (e.g. --algo_kwargs.learning_rate 1e-4,
-    --env_kwargs.control pd); an unknown key is an error naming it."""
+    --env_kwargs.control pd, --adapter.encoder_lr_scale 0.1); an unknown key is an error naming it."""
+    from optiq.cli.params import parse_labels
     from optiq.config import parse_overrides
 
     from .train import default_config, load_config, summary_line, train
@@ -206,6 +216,9 @@ def train_rl(ctx: click.Context, env_id, config, reference, clips, char_name, to
     cfg = cfg.updated({k: v for k, v in named.items() if v is not None}, "command line")
     env_kwargs = {"reference": reference, "clips": list(clips) or None, "character": char_name}
     cfg = cfg.updated({f"env_kwargs.{k}": v for k, v in env_kwargs.items() if v is not None}, "command line")
+    adapter = {"pretrained": pretrained, "mode": adapter_mode, "freeze_steps": freeze_steps,
+               "labels": parse_labels(labels)}
+    cfg = cfg.updated({f"adapter.{k}": v for k, v in adapter.items() if v is not None}, "command line")
     result = train(cfg, out, resume=resume, progress=_progress(ctx))
     click.echo(summary_line(result))
 

@@ -119,23 +119,67 @@ def clip_to_qpos(clip: Clip, char: Character) -> tuple[np.ndarray, np.ndarray]:
     clip = fit_clip(clip, char)
     index = check_fit(clip, char)
     m = char.model()
-    t = clip.num_frames
-    qpos = np.broadcast_to(m.qpos0, (t, m.nq)).copy()
-    for part in _layout(char):
-        if part.kind == "none":
-            continue
-        local = clip.rotations[:, index[part.joint]]
-        if part.kind == "free":
-            qpos[:, part.qpos[:3]] = clip.root_translation
-            qpos[:, part.qpos[3:]] = quat.make_continuous(quat.qmul(local, part.rest))
-            continue
-        # The clip's rotation in the body's own rest frame: G^-1 q G.
-        body = quat.qmul(quat.qmul(quat.conj(part.rest), local), part.rest)
-        if part.kind == "ball":
-            qpos[:, part.qpos] = quat.make_continuous(body)
-        else:
-            qpos[:, part.qpos] = hinge_angles(body, part.axes, f"{char.name}: {char.body_names[part.joint]}")
+    qpos = np.broadcast_to(m.qpos0, (clip.num_frames, m.nq)).copy()
+    rotations_to_qpos(char, clip.rotations[:, index], qpos, clip.root_translation)
     return qpos, qpos_velocity(char, qpos, clip.dt)
+
+
+def rotations_to_qpos(char: Character, rotations: np.ndarray, qpos: np.ndarray,
+                      root_translation: np.ndarray | None = None) -> np.ndarray:
+    """Write local joint rotations ``[T, J, 4]`` wxyz (the character's joints, in its order; the root's in the
+    world) into ``qpos [T, nq]`` (in place; returned): each body's ball quaternion or hinge angles, and the free
+    root's position and rotation when ``root_translation [T, 3]`` (m) is given (else its entries are left as
+    they are). ``QposWriter(char)`` does the same with the layout read once (a prior's PD targets per step)."""
+    return QposWriter(char)(rotations, qpos, root_translation)
+
+
+class QposWriter:
+    """``rotations_to_qpos`` for one character, its joint layout read once: ball joints in one vectorised
+    product, single hinges in one swing-twist, other hinge sets by their Euler decomposition; bodies whose rest
+    frames are world-aligned (generated characters, the DeepMimic humanoid) skip the change of frame."""
+
+    def __init__(self, char: Character):
+        self.char = char
+        parts = [p for p in _layout(char) if p.kind != "none"]
+        self.free = next((p for p in parts if p.kind == "free"), None)
+        balls = [p for p in parts if p.kind == "ball"]
+        single = [p for p in parts if p.kind == "hinge" and len(p.axes) == 1]
+        self.hinges = [p for p in parts if p.kind == "hinge" and len(p.axes) > 1]
+        self.ball_joints = np.array([p.joint for p in balls], dtype=int)
+        self.ball_qpos = np.array([p.qpos for p in balls], dtype=int).reshape(-1, 4)
+        self.ball_rest = np.array([p.rest for p in balls]).reshape(-1, 4)
+        self.hinge_joints = np.array([p.joint for p in single], dtype=int)
+        self.hinge_qpos = np.array([p.qpos[0] for p in single], dtype=int)
+        self.hinge_rest = np.array([p.rest for p in single]).reshape(-1, 4)
+        axes = np.array([p.axes[0] for p in single]).reshape(-1, 3)
+        self.hinge_axes = axes / np.maximum(np.linalg.norm(axes, axis=1, keepdims=True), 1e-12)
+        identity = np.array([1.0, 0.0, 0.0, 0.0])
+        self.aligned = bool(np.allclose(np.concatenate((self.ball_rest, self.hinge_rest)), identity, atol=1e-12))
+
+    def _in_rest_frame(self, rotations: np.ndarray, rest: np.ndarray) -> np.ndarray:
+        """Rotations ``[T, K, 4]`` in their bodies' own rest frames ``rest [K, 4]``: ``G^-1 q G``."""
+        if self.aligned:
+            return rotations
+        return quat.qmul(quat.qmul(quat.conj(rest), rotations), rest)
+
+    def __call__(self, rotations: np.ndarray, qpos: np.ndarray,
+                 root_translation: np.ndarray | None = None) -> np.ndarray:
+        char, free = self.char, self.free
+        if free is not None and root_translation is not None:
+            qpos[:, free.qpos[:3]] = root_translation
+            qpos[:, free.qpos[3:]] = quat.make_continuous(quat.qmul(rotations[:, free.joint], free.rest))
+        if len(self.ball_joints):
+            body = self._in_rest_frame(rotations[:, self.ball_joints], self.ball_rest)  # [T, B, 4]
+            qpos[:, self.ball_qpos] = quat.make_continuous(body)
+        if len(self.hinge_joints):
+            # hinge_angles' swing-twist for every single hinge at once: the twist about each axis, in (-pi, pi].
+            body = self._in_rest_frame(rotations[:, self.hinge_joints], self.hinge_rest)  # [T, H, 4]
+            angle = 2.0 * np.arctan2((body[..., 1:] * self.hinge_axes).sum(-1), body[..., 0])
+            qpos[:, self.hinge_qpos] = (angle + np.pi) % (2.0 * np.pi) - np.pi
+        for part in self.hinges:
+            body = quat.qmul(quat.qmul(quat.conj(part.rest), rotations[:, part.joint]), part.rest)
+            qpos[:, part.qpos] = hinge_angles(body, part.axes, f"{char.name}: {char.body_names[part.joint]}")
+        return qpos
 
 
 def hinge_angles(rotations: np.ndarray, axes: np.ndarray, what: str = "hinges") -> np.ndarray:

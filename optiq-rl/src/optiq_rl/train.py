@@ -77,6 +77,8 @@ class RLConfig:
                                              # threads on a busy 2-core machine; measured, docs/rl.md)
     track: str | None = None                 # mlflow: log the config, the curve and the policy to MLflow
     track_uri: str | None = None             # MLflow tracking URI (default: sqlite file mlflow.db beside the policy)
+    adapter: dict = field(default_factory=dict)  # a pretrained motion model: pretrained, mode, freeze_steps,
+                                             # encoder_lr_scale, labels, history (adapters.AdapterConfig)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,7 +86,7 @@ class RLConfig:
     def updated(self, values: Mapping[str, Any], where: str = "config") -> RLConfig:
         """A copy with ``values`` set: ``{"total_steps": 1000, "algo_kwargs.n_steps": 256, "env_kwargs": {...}}``."""
         cfg = dataclasses.replace(self, env_kwargs=dict(self.env_kwargs), algo_kwargs=dict(self.algo_kwargs),
-                                  policy=dict(self.policy))
+                                  policy=dict(self.policy), adapter=dict(self.adapter))
         hints = typing.get_type_hints(RLConfig)
         for key, value in values.items():
             key = str(key).replace("-", "_")
@@ -111,7 +113,18 @@ class RLConfig:
             raise ConfigError(f"key 'checkpoint_interval' must be >= 0, got {self.checkpoint_interval}")
         if self.track not in (None, "mlflow"):
             raise ConfigError(f"key 'track' must be mlflow or null, got {self.track!r}")
+        if self.adapter:
+            from .adapters import AdapterConfig
+
+            if AdapterConfig.from_dict(self.adapter) is not None and self.algo != "ppo":
+                raise ConfigError(f"a pretrained motion model (adapter) trains with ppo, not {self.algo}")
         return self
+
+    def adapter_config(self):
+        """The adapter of a run with a pretrained motion model (``adapters.AdapterConfig``), else None."""
+        from .adapters import AdapterConfig
+
+        return AdapterConfig.from_dict(self.adapter) if self.adapter else None
 
 
 def _checked(key: str, value: Any, hint: Any, where: str) -> Any:
@@ -223,31 +236,43 @@ def _absolute(value: Any) -> Any:
     return value
 
 
-def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, render_mode: str | None = None):
-    """One env by Gymnasium id (the optiq ids registered first); a bad id or setting is one OptiqError line."""
+def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, render_mode: str | None = None,
+             adapter: Mapping[str, Any] | None = None):
+    """One env by Gymnasium id (the optiq ids registered first); a bad id or setting is one OptiqError line.
+    adapter: an RL config's ``adapter`` section; with a pretrained model the env is wrapped in its
+    ``adapters.MotionAdapter`` (Dict observations with the character's feature history)."""
     import gymnasium as gym
 
     from .envs import register_envs
 
     register_envs()
     try:
-        return gym.make(env_id, render_mode=render_mode, **dict(env_kwargs or {}))
+        env = gym.make(env_id, render_mode=render_mode, **dict(env_kwargs or {}))
     except OptiqError:
         raise
     except gym.error.Error as exc:
         raise ConfigError(f"env {env_id!r}: {exc}") from None
     except TypeError as exc:  # an unknown keyword of a plain Gymnasium env
         raise ConfigError(f"env {env_id!r}: {exc}") from None
+    if adapter and adapter.get("pretrained"):
+        from .adapters import MotionAdapter
+
+        try:
+            env = MotionAdapter(env, adapter)
+        except BaseException:
+            env.close()
+            raise
+    return env
 
 
 class _EnvFactory:
     """A picklable env constructor (SubprocVecEnv sends it to its workers, which register the optiq ids)."""
 
-    def __init__(self, env_id: str, env_kwargs: Mapping[str, Any]):
-        self.env_id, self.env_kwargs = env_id, dict(env_kwargs)
+    def __init__(self, env_id: str, env_kwargs: Mapping[str, Any], adapter: Mapping[str, Any] | None = None):
+        self.env_id, self.env_kwargs, self.adapter = env_id, dict(env_kwargs), dict(adapter or {})
 
     def __call__(self):
-        return make_env(self.env_id, self.env_kwargs)
+        return make_env(self.env_id, self.env_kwargs, adapter=self.adapter)
 
 
 def make_vec_env(cfg: RLConfig, n_envs: int | None = None, seed: int | None = None):
@@ -256,20 +281,24 @@ def make_vec_env(cfg: RLConfig, n_envs: int | None = None, seed: int | None = No
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     n = n_envs or cfg.n_envs
-    make_env(cfg.env, cfg.env_kwargs).close()  # a bad id or setting fails here, once, not in n workers
+    make_env(cfg.env, cfg.env_kwargs, adapter=cfg.adapter).close()  # a bad setting fails here, once
     cls = SubprocVecEnv if cfg.vec_env == "subproc" and n > 1 else DummyVecEnv
     kwargs = {"start_method": "forkserver"} if cls is SubprocVecEnv else None
-    return sb3_make_vec_env(_EnvFactory(cfg.env, cfg.env_kwargs), n_envs=n, seed=cfg.seed if seed is None else seed,
-                            vec_env_cls=cls, vec_env_kwargs=kwargs)
+    return sb3_make_vec_env(_EnvFactory(cfg.env, cfg.env_kwargs, cfg.adapter), n_envs=n,
+                            seed=cfg.seed if seed is None else seed, vec_env_cls=cls, vec_env_kwargs=kwargs)
 
 
 def normalize(venv, cfg: RLConfig, stats: Mapping[str, Any] | None = None, training: bool = True):
-    """``venv`` in a VecNormalize of ``cfg`` (with the stored ``stats`` when given)."""
+    """``venv`` in a VecNormalize of ``cfg`` (with the stored ``stats`` when given). With an adapter only the env's
+    own observation (``obs``) is normalised: the feature history is normalised inside the encoder, with the motion
+    model's statistics."""
+    import gymnasium as gym
     from stable_baselines3.common.vec_env import VecNormalize
 
     gamma = float(cfg.algo_kwargs.get("gamma", 0.99))
+    keys = ["obs"] if isinstance(venv.observation_space, gym.spaces.Dict) else None
     vn = VecNormalize(venv, training=training, norm_obs=cfg.normalize_obs, norm_reward=cfg.normalize_reward,
-                      clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward, gamma=gamma)
+                      clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward, gamma=gamma, norm_obs_keys=keys)
     if stats:
         set_norm_stats(vn, stats)
     return vn
@@ -277,8 +306,11 @@ def normalize(venv, cfg: RLConfig, stats: Mapping[str, Any] | None = None, train
 
 def norm_stats(vn) -> dict[str, Any]:
     """VecNormalize's statistics as JSON numbers: observation mean, var and count, return var and count, clip,
-    epsilon."""
-    return {"obs_mean": vn.obs_rms.mean.tolist(), "obs_var": vn.obs_rms.var.tolist(), "obs_count": vn.obs_rms.count,
+    epsilon. Dict observations (an adapter's) store the statistics of the normalised key (``obs_key``: obs)."""
+    rms, key = vn.obs_rms, None
+    if isinstance(rms, dict):
+        (key, rms), = rms.items()
+    return {"obs_mean": rms.mean.tolist(), "obs_var": rms.var.tolist(), "obs_count": rms.count, "obs_key": key,
             "ret_mean": float(vn.ret_rms.mean), "ret_var": float(vn.ret_rms.var), "ret_count": vn.ret_rms.count,
             "norm_obs": bool(vn.norm_obs), "norm_reward": bool(vn.norm_reward), "clip_obs": float(vn.clip_obs),
             "clip_reward": float(vn.clip_reward), "epsilon": float(vn.epsilon), "gamma": float(vn.gamma)}
@@ -286,16 +318,22 @@ def norm_stats(vn) -> dict[str, Any]:
 
 def set_norm_stats(vn, stats: Mapping[str, Any]) -> None:
     """Put stored statistics (``norm_stats``) into VecNormalize ``vn``."""
-    vn.obs_rms.mean = np.asarray(stats["obs_mean"], dtype=np.float64)
-    vn.obs_rms.var = np.asarray(stats["obs_var"], dtype=np.float64)
-    vn.obs_rms.count = float(stats["obs_count"])
+    rms = vn.obs_rms[stats["obs_key"]] if stats.get("obs_key") else vn.obs_rms
+    rms.mean = np.asarray(stats["obs_mean"], dtype=np.float64)
+    rms.var = np.asarray(stats["obs_var"], dtype=np.float64)
+    rms.count = float(stats["obs_count"])
     vn.ret_rms.mean = np.float64(stats["ret_mean"])
     vn.ret_rms.var = np.float64(stats["ret_var"])
     vn.ret_rms.count = float(stats["ret_count"])
 
 
 def normalize_observation(obs: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
-    """``obs [..., D]`` as VecNormalize feeds it to the policy: ``clip((obs - mean) / sqrt(var + eps), +-clip)``."""
+    """``obs [..., D]`` as VecNormalize feeds it to the policy: ``clip((obs - mean) / sqrt(var + eps), +-clip)``;
+    a Dict observation (an adapter's) with its ``obs_key`` entry normalised so, the others as float32."""
+    if isinstance(obs, Mapping):
+        key = stats.get("obs_key")
+        return {k: normalize_observation(v, stats) if k == key else np.asarray(v, dtype=np.float32)
+                for k, v in obs.items()}
     if not stats.get("norm_obs", True):
         return np.asarray(obs, dtype=np.float32)
     mean, var = np.asarray(stats["obs_mean"]), np.asarray(stats["obs_var"])
@@ -323,7 +361,9 @@ def policy_kwargs(cfg: RLConfig) -> dict[str, Any]:
 
 
 def build_model(cfg: RLConfig, venv, tensorboard_log: str | None = None):
-    """A fresh PPO or SAC on ``venv`` with ``policy_kwargs(cfg)``; an unknown algorithm setting is one line."""
+    """A fresh PPO or SAC on ``venv`` with ``policy_kwargs(cfg)``; an unknown algorithm setting is one line.
+    With an adapter (a pretrained motion model): ``adapters.MotionPolicy`` with the model's encoder as features
+    extractor, whose pretrained weights (``feature`` mode) are loaded after SB3 built and initialised it."""
     import inspect
 
     cls = algo_class(cfg.algo)
@@ -332,12 +372,25 @@ def build_model(cfg: RLConfig, venv, tensorboard_log: str | None = None):
     if unknown:
         raise ConfigError(f"unknown {cfg.algo} setting(s) {', '.join(f'algo_kwargs.{k}' for k in unknown)}; "
                           f"settings: {', '.join(sorted(known))}")
-    return cls("MlpPolicy", venv, seed=cfg.seed, device=cfg.device, verbose=0, tensorboard_log=tensorboard_log,
-               policy_kwargs=policy_kwargs(cfg), **cfg.algo_kwargs)
+    adapter = cfg.adapter_config()
+    policy, kwargs = "MlpPolicy", policy_kwargs(cfg)
+    if adapter is not None:
+        from .adapters import MotionPolicy, load_encoder, policy_setup
+
+        policy = MotionPolicy
+        kwargs.update(policy_setup(adapter, cfg.env, cfg.env_kwargs))
+    model = cls(policy, venv, seed=cfg.seed, device=cfg.device, verbose=0, tensorboard_log=tensorboard_log,
+                policy_kwargs=kwargs, **cfg.algo_kwargs)
+    if adapter is not None and adapter.mode == "feature":
+        load_encoder(model, adapter)
+    return model
 
 
 def algo_class(algo: str):
-    from stable_baselines3 import PPO, SAC
+    """SB3's SAC, or PPO with per-group learning-rate scales (``adapters.PPO``: SB3's otherwise)."""
+    from stable_baselines3 import SAC
+
+    from .adapters import PPO
 
     return {"ppo": PPO, "sac": SAC}[algo]
 
@@ -354,7 +407,7 @@ def save_policy(model, vn, cfg: RLConfig, path: str | os.PathLike, inputs: Seque
     meta = {"format": POLICY_FORMAT, "env": cfg.env, "env_kwargs": cfg.env_kwargs, "algo": cfg.algo,
             "character": cfg.env_kwargs.get("character"), "reference": cfg.env_kwargs.get("reference"),
             "steps": int(model.num_timesteps), "config": cfg.to_json(), "normalize": norm_stats(vn),
-            "observation_dim": int(np.prod(model.observation_space.shape)),
+            "observation_dim": _obs_dim(model.observation_space),
             "action_dim": int(np.prod(model.action_space.shape))}
     with atomic_path(path, suffixes=(".zip",), inputs=inputs) as tmp:
         with open(tmp, "wb") as fh:
@@ -362,6 +415,13 @@ def save_policy(model, vn, cfg: RLConfig, path: str | os.PathLike, inputs: Seque
         with zipfile.ZipFile(tmp, "a") as z:
             z.writestr("optiq.json", json.dumps(meta, default=_json_default))
     return Path(path)
+
+
+def _obs_dim(space) -> int:
+    """Numbers in an observation: a Box's, or an adapter's Dict's ``obs`` entry (the feature history aside)."""
+    import gymnasium as gym
+
+    return int(np.prod((space["obs"] if isinstance(space, gym.spaces.Dict) else space).shape))
 
 
 def save_replay(model, out: str | os.PathLike) -> Path | None:
@@ -424,18 +484,24 @@ class Policy:
         """The env the policy was trained on (or ``env`` with ``env_kwargs``), checked against its spaces."""
         env_id = env or self.meta["env"]
         kwargs = self.meta["env_kwargs"] if env is None or env == self.meta["env"] else {}
-        e = make_env(env_id, {**kwargs, **dict(env_kwargs or {})}, render_mode=render_mode)
+        e = make_env(env_id, {**kwargs, **dict(env_kwargs or {})}, render_mode=render_mode,
+                     adapter=self.config.adapter)
         self.check_env(e, env_id)
         return e
 
     def check_env(self, env, env_id: str) -> None:
         """PolicyError when the env's observation or action shape is not the policy's."""
-        got = (env.observation_space.shape, env.action_space.shape)
-        want = (self.model.observation_space.shape, self.model.action_space.shape)
+        got = (_shapes(env.observation_space), env.action_space.shape)
+        want = (_shapes(self.model.observation_space), self.model.action_space.shape)
         if got != want:
             env.close()
             raise PolicyError(f"trained on {self.meta['env']} (observation {want[0]}, action {want[1]}); env "
                               f"{env_id} has observation {got[0]}, action {got[1]}", self.path)
+
+
+def _shapes(space):
+    """A Box's shape, or a Dict's shapes by key."""
+    return {k: v.shape for k, v in space.spaces.items()} if hasattr(space, "spaces") else space.shape
 
 
 def load_policy(path: str | os.PathLike) -> Policy:
@@ -478,6 +544,9 @@ def train(cfg: RLConfig, out: str | os.PathLike, *, resume: bool = False, progre
 def _train(cfg: RLConfig, out: Path, resume: bool, progress: bool, callbacks: Sequence[Any]) -> TrainResult:
     ckpt = beside(out, ".checkpoint.zip")
     cfg = dataclasses.replace(cfg, env_kwargs=env_settings(cfg.env, cfg.env_kwargs))
+    adapter = cfg.adapter_config()
+    if adapter is not None:  # the checkpoint as an absolute path, every setting spelt out, in the policy file
+        cfg = dataclasses.replace(cfg, adapter=adapter.to_json())
     start = _resume_from(ckpt, out) if resume else None
     venv = make_vec_env(cfg)
     try:
@@ -506,6 +575,11 @@ def _train(cfg: RLConfig, out: Path, resume: bool, progress: bool, callbacks: Se
         from stable_baselines3.common.callbacks import CallbackList
 
         cbs = [log, _Checkpoint(cfg, vn, ckpt, out), *callbacks]
+        adapter = cfg.adapter_config()
+        if adapter is not None:
+            from .adapters import EncoderSchedule
+
+            cbs.append(EncoderSchedule(adapter.freeze_steps))
         if vn.has_attr("set_progress"):  # Track-v0: its reward schedule follows the run's progress
             cbs.append(_TrainingProgress(cfg.total_steps))
         if tracker is not None:

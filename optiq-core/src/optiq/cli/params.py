@@ -75,3 +75,17 @@ FPS = PositiveFloat(MAX_FPS, "a higher rate multiplies every clip's frames and i
 HERTZ = PositiveFloat()
 #: ``--scale``: a length factor.
 FACTOR = PositiveFloat()
+
+
+def parse_labels(items) -> dict[str, str] | None:
+    """``--label NAME=VALUE`` texts (repeated) as ``{name: value}``; None when there are none. A text without
+    ``=``, a name or a value is one line saying what was expected."""
+    from optiq.errors import OptiqError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value:
+            raise OptiqError(f"--label {item!r}: expected name=value, e.g. content=run")
+        out[key.strip()] = value
+    return out or None

@@ -16,7 +16,7 @@ heading 0 is ``Character.forward``: +y for the DeepMimic humanoid). Reward terms
 
 Observation ``[F + 4]``: the body's ``optiq.features`` row, then the target velocity in the body's heading frame
 (2, m/s) and the cosine and sine of the target heading relative to the body's. Actions are absolute PD targets
-(``control.ActionMap``), or torques with ``control="torque"``. The episode ends on a fall.
+(``control.ActionMap``; ``action_mode="residual"``: turned from the rest pose), or torques with ``control="torque"``. The episode ends on a fall.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ class LocomotionConfig(SimConfig):
     radians of the body's heading. resample_seconds: time between new targets (s). init_reference: a clip file to
     start on random frames of (None: the rest pose). init_noise: uniform noise on the joints' qpos at a rest-pose
     start (radians). weights: term -> weight. velocity_scale: ``k`` of the velocity term (s^2/m^2). min_speed:
-    ``v_min`` of the cost of transport (m/s).
+    ``v_min`` of the cost of transport (m/s). action_mode: ``absolute`` targets, or ``residual`` ones that turn
+    from the rest pose (or from ``set_action_base``'s pose: the ``prior`` adapter's). residual_scale: radians per
+    unit of action in ``residual`` mode.
     """
 
     speed_range: tuple[float, float] = (0.5, 1.5)
@@ -55,6 +57,8 @@ class LocomotionConfig(SimConfig):
                                                    "smoothness": 0.05})
     velocity_scale: float = 2.0
     min_speed: float = 0.1
+    action_mode: str = "absolute"
+    residual_scale: float = 0.5
 
 
 class LocomotionEnv(CharacterEnv):
@@ -63,7 +67,7 @@ class LocomotionEnv(CharacterEnv):
     def __init__(self, config: LocomotionConfig | None = None, render_mode: str | None = None, **kwargs):
         self.config = cfg = make_config(LocomotionConfig, config, kwargs)
         self._start(cfg, render_mode)
-        self.actions = ActionMap(self.sim.char, self.sim.model, "absolute")
+        self.actions = ActionMap(self.sim.char, self.sim.model, cfg.action_mode, cfg.residual_scale)
         self.resample_steps = max(1, int(round(cfg.resample_seconds * cfg.control_hz)))
         self.init = None if cfg.init_reference is None else \
             Reference(load_references(cfg.init_reference)[0], self.sim, 1)
@@ -110,7 +114,8 @@ class LocomotionEnv(CharacterEnv):
         if cfg.control == "torque":
             sim.controller.set_torque(a)
         else:
-            sim.controller.set_target(self.actions.target(a))
+            base = sim.model.qpos0 if self.action_base is None else self.action_base
+            sim.controller.set_target(self.actions.target(a, base))
         self._prev = self._body
         sim.advance()
         self._body = sim.body_state()

@@ -44,16 +44,25 @@ class BodyFeatures:
     """Feature rows of the character's body (layout ``feature_layout(skeleton, spec)``, F wide).
 
     spec: its root is the character's root joint; rotation as given (default 6D). fps: the control rate (Hz).
+    order: the joints' names in the order of the rows (a model's data may list the character's joints in another
+    order: the DeepMimic clips' own); default the character's.
     """
 
-    def __init__(self, char: Character, fps: float, rotation: str = "6d"):
+    def __init__(self, char: Character, fps: float, rotation: str = "6d", order=None):
         import mujoco
 
-        self.skeleton = char.skeleton()
+        sk = char.skeleton()
+        perm = np.arange(sk.num_joints) if order is None else np.array([sk.names.index(n) for n in order])
+        if order is not None:
+            inv = np.argsort(perm)
+            parents = np.array([-1 if p < 0 else inv[p] for p in sk.parents[perm]])
+            sk = type(sk)(tuple(order), parents, sk.offsets[perm],
+                          {int(inv[j]): v for j, v in sk.end_sites.items()})
+        self.skeleton = sk
         self.spec = FeatureSpec(rotation=rotation, root=char.joint_names[0])
         self.layout = feature_layout(self.skeleton, self.spec)
         self.fps = float(fps)
-        self.ids = char.body_ids()
+        self.ids = char.body_ids()[perm]
         m = char.model()
         data = mujoco.MjData(m)
         mujoco.mj_kinematics(m, data)

@@ -156,6 +156,18 @@ class CharacterEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": cfg.control_hz}
         self.sim = CharacterSim(cfg)
         self.max_steps = int(round(cfg.max_seconds * cfg.control_hz))
+        self.action_base = None
+
+    def body_states(self):
+        """The character's ``BodyState`` at the previous control step and now (after a reset: the state before the
+        start, the reference's when it starts on one, and the start)."""
+        return self._prev, self._body
+
+    def set_action_base(self, qpos: np.ndarray | None) -> None:
+        """The pose ``[nq]`` that residual actions turn from at the following steps, in place of the env's own
+        (Track-v0: the reference's next frame; Locomotion-v0: the rest pose); None: the env's own again. The
+        ``prior`` adapter sets a motion model's predicted pose here before every step (``adapters.py``)."""
+        self.action_base = None if qpos is None else np.asarray(qpos, dtype=np.float64)
 
     def render(self):
         """``rgb_array``: the frame ``[480, 640, 3]`` uint8 (``CharacterSim.render``); None otherwise."""

@@ -129,7 +129,8 @@ class TrackEnv(CharacterEnv):
         if self.config.control == "torque":
             sim.controller.set_torque(action)
         else:
-            sim.controller.set_target(self.actions.target(action, ref.qpos[nxt]))
+            base = ref.qpos[nxt] if self.action_base is None else self.action_base
+            sim.controller.set_target(self.actions.target(action, base))
         self._prev = self._body
         sim.advance()
         self.frame, self.steps = nxt, self.steps + 1
