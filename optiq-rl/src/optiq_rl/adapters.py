@@ -262,6 +262,9 @@ class MotionAdapter(gym.Wrapper):
         self.prior = MotionPrior(cfg.pretrained, char, hz, cfg.labels, cfg.mode, cfg.guidance)
         if cfg.mode == "prior":
             _check_prior_env(base, self._optiq, env.spec.id if env.spec else type(base).__name__)
+        names = list(char.joint_names)
+        perm = np.array([names.index(n) for n in self.prior.features.skeleton.names])
+        self._order = None if np.array_equal(perm, np.arange(len(perm))) else perm  # the model's joint order
         self.frames = int(cfg.history or min(self.prior.context, MAX_HISTORY))
         f = self.prior.features.dim
         self.history = np.zeros((self.frames, f), dtype=np.float32)
@@ -274,7 +277,11 @@ class MotionAdapter(gym.Wrapper):
         """The character's body states at the last two control steps (the env's, or read from MuJoCo)."""
         base = self.env.unwrapped
         if self._optiq:
-            return base.body_states()
+            prev, now = base.body_states()  # the character's joint order
+            perm = self._order
+            if perm is None:
+                return prev, now
+            return type(now)(*(a[perm] for a in prev)), type(now)(*(a[perm] for a in now))
         import mujoco
 
         mujoco.mj_kinematics(base.model, base.data)  # after mj_step, xpos lags qpos by one physics step

@@ -1,0 +1,243 @@
+"""Adapters (``optiq_rl.adapters``): a pretrained motion model of optiq-models in the RL loop.
+
+A tiny MLP next-state model is trained for seconds on the DeepMimic walk and run (the character's own clips, in
+their own joint order); the adapter must read the simulated body as ``featurize`` reads the clip (to 1e-5), every
+mode must train, save, reload and act the same, ``feature`` must keep the pretrained weights through SB3's build
+and the encoder's own learning rate through its updates, ``prior`` with a zero residual must play the model's
+prediction, and every model that cannot serve is one line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from optiq_rl.adapters import MotionAdapter, encoders
+from optiq_rl.train import RLConfig, load_policy, make_env, train
+
+#: A tiny run: 2 envs x 64 steps per update, small networks, no TensorBoard (speed).
+TINY = {"algo_kwargs.n_steps": 64, "algo_kwargs.batch_size": 64, "algo_kwargs.n_epochs": 2,
+        "policy.net_arch": [32, 32], "tensorboard": False, "n_envs": 2}
+
+
+@pytest.fixture(scope="module")
+def walk(data_dir):
+    return str(data_dir / "deepmimic" / "humanoid3d_walk.txt")
+
+
+@pytest.fixture(scope="module")
+def motion_model(data_dir, tmp_path_factory):
+    """An MLP next-state model (context 4, 64 wide) trained 60 steps on the DeepMimic walk and run (30 fps)."""
+    from optiq_models.train import load_config as model_config
+    from optiq_models.train import train as train_model
+
+    out = tmp_path_factory.mktemp("model") / "dm.pt"
+    cfg = model_config("mlp", {"max_steps": 60, "model.hidden": 64, "model.layers": 1, "test_ratio": 0.0,
+                               "val_ratio": 0.0, "eval_interval": 1000, "ckpt_interval": 1000, "batch_size": 16})
+    files = [data_dir / "deepmimic" / f"humanoid3d_{m}.txt" for m in ("walk", "run")]
+    train_model(cfg, files, out, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
+    return out
+
+
+def track(walk, model, mode="feature", **env):
+    kwargs = {"reference": walk, "character": "deepmimic", "control": "implicit_pd", "rsi": False, **env}
+    return make_env("optiq/Track-v0", kwargs, adapter={"pretrained": str(model), "mode": mode})
+
+
+def test_adapter_reads_the_simulated_body_as_featurize_reads_the_clip(walk, motion_model):
+    import optiq
+    from optiq.features import featurize
+
+    env = track(walk, motion_model)
+    base = env.unwrapped
+    ref, sim = base.ref, base.sim
+    clip = optiq.load_clip(walk)  # the clip in its own joint order, which the model was trained in
+    assert env.prior.features.skeleton.names == clip.skeleton.names != tuple(sim.char.joint_names)
+    want = featurize(clip, env.prior.ckpt.feature_spec)  # [T, F]
+    # Kinematic playback: each control step puts the body on the reference's next frame instead of simulating.
+    frame = {"t": 0}
+
+    def play():
+        frame["t"] += 1
+        sim.set_state(ref.qpos[frame["t"]], ref.qvel[frame["t"]])
+
+    sim.advance = play
+    obs, _ = env.reset(seed=0)
+    assert obs["history"].shape == (env.frames, want.shape[1]) and env.frames == 4
+    assert (obs["history"] == obs["history"][-1]).all()  # after a reset: the first state repeated
+    rows = [obs["history"][-1]]
+    # The walk loops: its last frame is the next cycle's first, which the looped reference plays from there on.
+    for _ in range(clip.num_frames - 2):
+        before = obs["history"]
+        obs, *_ = env.step(np.zeros(env.action_space.shape))
+        assert np.array_equal(obs["history"][:-1], before[1:])  # oldest first, one row in per step
+        rows.append(obs["history"][-1])
+    rows = np.array(rows)
+    assert np.abs(rows - want[:len(rows)]).max() < 1e-5
+    vel = env.prior.layout.slices["velocities"]
+    assert np.abs(rows[1:, vel]).max() > 0.5  # moving joints: velocities (m/s) are in the rows compared
+    env.close()
+
+
+def test_prior_with_a_zero_residual_targets_the_models_prediction(walk, motion_model):
+    env = track(walk, motion_model, mode="prior", action_mode="residual")
+    base = env.unwrapped
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):
+        want = env.prior.next_qpos(obs["history"], base.sim.data.qpos)
+        obs, *_ = env.step(np.zeros(env.action_space.shape))
+        got = base.sim.controller.target  # [nq]; the free root's 7 entries drive no motor
+        assert np.abs(got[7:] - want[7:]).max() < 1e-12
+        assert np.abs(got[7:] - base.ref.qpos[base.frame][7:]).max() > 1e-3  # not the reference's pose
+    # The prediction is the model's: its rotations decoded and written as the character's qpos.
+    row = env.prior.next_row(obs["history"])
+    assert np.isfinite(row).all() and row.shape == (env.prior.features.dim,)
+    env.close()
+
+
+@pytest.mark.parametrize("mode", ["scratch", "feature", "prior"])
+def test_each_mode_trains_saves_reloads_and_acts_the_same(walk, motion_model, tmp_path, mode):
+    out = tmp_path / f"{mode}.zip"
+    cfg = RLConfig().updated({"env": "optiq/Track-v0", "total_steps": 256, **TINY,
+                              "env_kwargs": {"reference": walk, "character": "deepmimic", "control": "implicit_pd"},
+                              "adapter": {"pretrained": str(motion_model), "mode": mode, "freeze_steps": 128}})
+    result = train(cfg, out)
+    assert result.steps == 256
+    policy = load_policy(out)
+    assert policy.meta["config"]["adapter"]["mode"] == mode
+    assert policy.meta["normalize"]["obs_key"] == "obs"
+    env = policy.make_env()
+    assert isinstance(env, MotionAdapter)
+    obs = [env.reset(seed=s)[0] for s in range(4)]
+    batch = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+    env.close()
+    trained, vn = result.model, result.model.get_env()
+    want, _ = trained.predict(vn.normalize_obs(batch), deterministic=True)
+    assert np.array_equal(policy.act(batch), want)
+    # The history is not renormalised by VecNormalize: it reaches the encoder raw.
+    assert np.array_equal(vn.normalize_obs(batch)["history"], batch["history"])
+
+
+def test_feature_mode_keeps_the_pretrained_weights_and_the_encoders_rate(walk, motion_model, tmp_path):
+    from optiq_models.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(motion_model)
+    pretrained = {k[len("encoder."):]: v for k, v in ckpt.state_dict.items() if k.startswith("encoder.")}
+    snapshots = []
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Snap(BaseCallback):
+        def _on_training_start(self):
+            snapshots.append(("start", self.num_timesteps, _state(self.model)))
+
+        def _on_rollout_end(self):
+            snapshots.append(("rollout", self.num_timesteps, _state(self.model)))
+
+        def _on_step(self):
+            return True
+
+    cfg = RLConfig().updated({"env": "optiq/Track-v0", "total_steps": 512, **TINY,
+                              "algo_kwargs.learning_rate": 1e-3,
+                              "env_kwargs": {"reference": walk, "character": "deepmimic", "control": "implicit_pd"},
+                              "adapter": {"pretrained": str(motion_model), "mode": "feature", "freeze_steps": 256,
+                                          "encoder_lr_scale": 0.25}})
+    result = train(cfg, tmp_path / "f.zip", callbacks=[Snap()])
+    # After SB3's build (and its orthogonal initialisation): the checkpoint's weights, exactly.
+    start = snapshots[0][2]
+    assert all(torch.equal(start[k], v) for k, v in pretrained.items())
+    by_step = {steps: state for _, steps, state in snapshots}
+    # Frozen until 256 env steps (updates at 128 and 256 happen with the encoder frozen)...
+    assert all(torch.equal(by_step[256][k], v) for k, v in pretrained.items())
+    # ... trained after (the update after the rollout that ends at 384 steps).
+    final = _state(result.model)
+    assert any(not torch.equal(final[k], v) for k, v in pretrained.items())
+    # The encoder's group learns at 0.25 x the rate SB3 set at the last update; the rest at the rate.
+    groups = result.model.policy.optimizer.param_groups
+    lr = result.model.lr_schedule(result.model._current_progress_remaining)
+    assert [g["lr"] for g in groups] == pytest.approx([lr, 0.25 * lr])
+    enc = {id(p) for e in encoders(result.model.policy) for p in e.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == enc
+
+
+def _state(model):
+    (enc,) = encoders(model.policy)
+    return {k: v.detach().clone() for k, v in enc.state_dict().items()}
+
+
+def test_scratch_starts_from_fresh_weights(walk, motion_model, tmp_path):
+    from optiq_models.checkpoint import read_checkpoint
+
+    cfg = RLConfig().updated({"env": "optiq/Track-v0", "total_steps": 128, **TINY,
+                              "env_kwargs": {"reference": walk, "character": "deepmimic", "control": "implicit_pd"},
+                              "adapter": {"pretrained": str(motion_model), "mode": "scratch"}})
+    result = train(cfg, tmp_path / "s.zip")
+    ckpt = read_checkpoint(motion_model)
+    state = _state(result.model)
+    assert all(not torch.equal(state[k], ckpt.state_dict[f"encoder.{k}"]) for k in state if k.endswith("weight"))
+
+
+def test_prior_on_locomotion_turns_residuals_from_the_prediction(motion_model):
+    env = make_env("optiq/Locomotion-v0", {"character": "deepmimic", "control": "implicit_pd",
+                                           "action_mode": "residual"},
+                   adapter={"pretrained": str(motion_model), "mode": "prior"})
+    obs, _ = env.reset(seed=1)
+    base = env.unwrapped
+    want = env.prior.next_qpos(obs["history"], base.sim.data.qpos)
+    assert np.array_equal(base.action_base, want)
+    env.step(np.zeros(env.action_space.shape))
+    assert np.abs(base.sim.controller.target[7:] - want[7:]).max() < 1e-12
+    env.close()
+
+
+def test_models_that_cannot_serve_are_one_line(fails, cli, walk, motion_model, data_dir, tmp_path):
+    out = tmp_path / "p.zip"
+    base = ["train", "rl", "--env", "optiq/Track-v0", "--reference", walk, "--character", "deepmimic",
+            "--total-steps", "64", "--out", out]
+    # Not a checkpoint.
+    fails([*base, "--pretrained", walk], "not an optiq model checkpoint", out)
+    fails([*base, "--pretrained", tmp_path / "none.pt"], "no such checkpoint file", out)
+    # Prior on an env that takes absolute targets, and on Humanoid-v5 (torques).
+    loco = ["train", "rl", "--env", "optiq/Locomotion-v0", "--total-steps", "64", "--out", out]
+    fails([*loco, "--pretrained", motion_model, "--adapter-mode", "prior"], "env_kwargs.action_mode=residual", out)
+    # A label the model does not have.
+    fails([*base, "--pretrained", motion_model, "--label", "movement=run"], "not conditioned on label", out)
+    # An adapter mode without a model.
+    fails([*base, "--adapter-mode", "feature"], "needs a pretrained motion model", out)
+
+
+def test_a_model_of_another_skeleton_says_how_to_retarget(fails, data_dir, tmp_path_factory, walk):
+    from optiq_models.train import load_config as model_config
+    from optiq_models.train import train as train_model
+
+    model = tmp_path_factory.mktemp("bvh") / "bvh.pt"
+    cfg = model_config("mlp", {"max_steps": 2, "model.hidden": 16, "model.layers": 1, "test_ratio": 0.0,
+                               "val_ratio": 0.0})
+    bvh = data_dir / "bvh" / "cmu1_jumping_jacks.bvh"
+    train_model(cfg, [bvh], model, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
+    out = tmp_path_factory.mktemp("out") / "p.zip"
+    line = fails(["train", "rl", "--env", "optiq/Track-v0", "--reference", walk, "--character", "deepmimic",
+                  "--total-steps", "64", "--out", out, "--pretrained", model], "optiq rl retarget", out)
+    assert "--character deepmimic" in line and "but character 'deepmimic' has 15 joints" in line
+
+
+def test_a_model_of_another_frame_rate_is_one_line(fails, motion_model, walk, tmp_path):
+    out = tmp_path / "p.zip"
+    fails(["train", "rl", "--env", "optiq/Track-v0", "--reference", walk, "--character", "deepmimic",
+           "--total-steps", "64", "--out", out, "--pretrained", motion_model, "--env_kwargs.control_hz", "60",
+           "--env_kwargs.physics_hz", "600"], "trained on motion at 30 fps but the env steps at 60 Hz", out)
+
+
+def test_a_tokenizer_cannot_serve(fails, data_dir, tmp_path_factory, walk):
+    from optiq_models.train import load_config as model_config
+    from optiq_models.train import train as train_model
+
+    model = tmp_path_factory.mktemp("vq") / "vq.pt"
+    cfg = model_config("vqvae", {"max_steps": 1, "model.width": 16, "model.codebook_size": 8, "model.code_dim": 8,
+                                 "window": 16, "test_ratio": 0.0, "val_ratio": 0.0, "batch_size": 2})
+    train_model(cfg, [data_dir / "deepmimic" / "humanoid3d_walk.txt"], model,
+                cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
+    out = tmp_path_factory.mktemp("out") / "p.zip"
+    fails(["train", "rl", "--env", "optiq/Track-v0", "--reference", walk, "--character", "deepmimic",
+           "--total-steps", "64", "--out", out, "--pretrained", model, "--adapter-mode", "prior"],
+          "a tokenizer model (vqvae) cannot serve adapter mode 'prior'", out)
+
