@@ -241,3 +241,39 @@ def test_a_tokenizer_cannot_serve(fails, data_dir, tmp_path_factory, walk):
            "--total-steps", "64", "--out", out, "--pretrained", model, "--adapter-mode", "prior"],
           "a tokenizer model (vqvae) cannot serve adapter mode 'prior'", out)
 
+
+
+def test_humanoid_v5_chain_retarget_train_and_feature_mode(cli, data_dir, tmp_path):
+    """The headline command on Humanoid-v5: a walk retargeted to its body at its control rate (0.015 s: 66.67
+    fps), a model trained on that, then ``optiq train rl --env Humanoid-v5 --pretrained ... --adapter-mode
+    feature``."""
+    from pathlib import Path
+
+    import gymnasium
+    from click.testing import CliRunner
+
+    body = Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets" / "humanoid.xml"
+    bvh = data_dir / "corpora" / "bandai_namco" / "data" / "dataset-1_walk_normal_001.bvh"
+    ref, model, out = tmp_path / "ref.parquet", tmp_path / "m.pt", tmp_path / "humanoid_policy.zip"
+    run = CliRunner()
+    r = run.invoke(cli, ["-q", "rl", "retarget", "--in", str(bvh), "--character", str(body), "--map",
+                         "bandai_to_humanoid_v5", "--frames", "0:40", "--fps", "66.6667", "--out", str(ref)])
+    assert r.exit_code == 0, r.output
+    from optiq_rl.retarget import load_reference
+
+    clip, qpos, _ = load_reference(ref)
+    assert abs(clip.fps - 66.6667) < 1e-6 and clip.num_frames == len(qpos) == 40
+    r = run.invoke(cli, ["-q", "train", "model", "--config", "mlp", "--data", str(ref), "--out", str(model),
+                         "--max_steps", "5", "--model.hidden", "32", "--model.layers", "1", "--test_ratio", "0",
+                         "--val_ratio", "0", "--window", "16", "--batch_size", "4"])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(cli, ["-q", "train", "rl", "--env", "Humanoid-v5", "--pretrained", str(model), "--adapter-mode",
+                         "feature", "--total-steps", "128", "--out", str(out), "--algo_kwargs.n_steps", "64",
+                         "--algo_kwargs.batch_size", "64", "--n-envs", "2", "--tensorboard", "false"])
+    assert r.exit_code == 0, r.output
+    policy = load_policy(out)
+    env = policy.make_env()
+    obs, _ = env.reset(seed=0)
+    assert obs["history"].shape == (4, env.prior.features.dim)
+    assert policy.act({k: v[None] for k, v in obs.items()}).shape == (1, 17)
+    env.close()

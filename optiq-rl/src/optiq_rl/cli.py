@@ -8,6 +8,7 @@ import json
 import math
 
 import click
+from optiq.cli.params import PositiveFloat
 
 
 @click.group()
@@ -79,10 +80,13 @@ def info_cmd(name_or_path: str, as_json: bool) -> None:
               help="The source frame that stands as the character stands at rest (scale, heading, rotations).")
 @click.option("--ground", type=click.Choice(["clip", "frame", "none"]), default="clip", show_default=True,
               help="clip: lowest foot point over the clip at z=0; frame: each frame lifted out of the ground.")
+@click.option("--fps", type=PositiveFloat(1000.0, "a motion capture rate"), default=None,
+              help="Resample the source to this frame rate first (slerp): an env's control rate, for a motion model "
+                   "that an RL adapter serves (Humanoid-v5: 66.6667). --frames and --calibration count its frames.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The reference dataset to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON.")
 def retarget_cmd(source: str, char_name: str, map_path: str | None, clips: tuple[str, ...], frames: str | None,
-                 calibration: int, ground: str, out: str, as_json: bool) -> None:
+                 calibration: int, ground: str, fps: float | None, out: str, as_json: bool) -> None:
     """Retarget motion onto a character: a reference dataset on the character's skeleton with qpos and qvel.
 
     With --map, inverse kinematics (mink) per frame; without, the clip must have the character's joints. Prints
@@ -99,7 +103,8 @@ def retarget_cmd(source: str, char_name: str, map_path: str | None, clips: tuple
     char = character(char_name)
     joint_map = load_joint_map(map_path) if map_path else None
     span = _frames(frames)
-    refs = [retarget_clip(c, char, joint_map, IKOptions(ground=ground), calibration=calibration, frames=span)
+    refs = [retarget_clip(c if fps is None else c.resample(fps), char, joint_map, IKOptions(ground=ground),
+                          calibration=calibration, frames=span)
             for c in source_clips(source, list(clips) or None)]
     write_reference(out, refs)
     if as_json:
