@@ -122,3 +122,29 @@ def test_open_source_converts_motion_files_once(data_dir, tmp_path):
     again = D.open_source(files, cache_dir=tmp_path)
     assert again.path == first and len(list(tmp_path.glob("datasets/*.parquet"))) == 1
     again.close()
+
+
+def test_open_source_merges_datasets_of_one_skeleton(data_dir, tmp_path):
+    import optiq
+
+    bandai = data_dir / "corpora" / "bandai_namco" / "data"
+    walk, run, bow = (optiq.load_clip(bandai / f"dataset-1_{n}_001.bvh") for n in ("walk_normal", "run_proud",
+                                                                                  "bow_happy"))
+    a = optiq.write_dataset(tmp_path / "a.parquet", [walk, run])
+    b = optiq.write_dataset(tmp_path / "b.h5", [bow])
+    source = D.open_source([a, b], cache_dir=tmp_path / "cache")
+    assert source.names == [walk.name, run.name, bow.name]
+    assert source.labels[bow.name]["content"] == "bow"
+    got = source.read_clip(run.name)
+    # The dataset's float32 precision (a second write re-rounds normalised quaternions by an ulp).
+    assert np.abs(got.rotations - run.rotations).max() < 1e-6
+    assert np.abs(got.root_translation - run.root_translation).max() < 1e-5
+    source.close()
+    with pytest.raises(OptiqError, match="also in"):
+        D.open_source([a, a], cache_dir=tmp_path / "cache")
+    with pytest.raises(OptiqError, match="mixes datasets and motion files"):
+        D.open_source([a, bandai / "dataset-1_walk_normal_001.bvh"], cache_dir=tmp_path / "cache")
+    dm = optiq.write_dataset(tmp_path / "dm.parquet", [optiq.load_clip(data_dir / "deepmimic" /
+                                                                       "humanoid3d_walk.txt")])
+    with pytest.raises(OptiqError, match="humanoid3d_walk"):
+        D.open_source([a, dm], cache_dir=tmp_path / "cache")

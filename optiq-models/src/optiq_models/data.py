@@ -94,8 +94,14 @@ def open_source(data: str | os.PathLike | Sequence[str | os.PathLike], *, cache_
     items = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     if not items:
         raise OptiqError("no --data given: expected a dataset (.parquet, .h5) or motion files")
-    if len(items) == 1 and str(items[0]).lower().endswith(DATASET_SUFFIXES):
+    datasets = [str(i).lower().endswith(DATASET_SUFFIXES) for i in items]
+    if len(items) == 1 and datasets[0]:
         path = Path(items[0])
+    elif all(datasets):
+        path = _merged([Path(i) for i in items], cache_dir)
+    elif any(datasets):
+        raise OptiqError("--data mixes datasets and motion files; convert the files into a dataset first "
+                         "(optiq data convert), then give the datasets")
     else:
         path = _converted(items, cache_dir, progress)
     ds = open_dataset(path)
@@ -118,6 +124,32 @@ def _file_key(paths: Iterable[Path]) -> str:
 def default_cache_dir() -> Path:
     """``$OPTIQ_CACHE`` or ``~/.cache/optiq``."""
     return Path(os.environ.get("OPTIQ_CACHE") or Path.home() / ".cache" / "optiq")
+
+
+def _merged(paths: Sequence[Path], cache_dir) -> Path:
+    """Several datasets of one skeleton topology as one Parquet dataset in the cache (made once, reused while the
+    files are unchanged); the same clip name in two of them is an error naming both files."""
+    from optiq import open_dataset, write_dataset
+
+    for p in paths:
+        if not p.is_file():
+            raise DatasetError("no such dataset", p)
+    cache = Path(cache_dir or default_cache_dir()) / "datasets"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / f"merged_{_file_key(paths)}.parquet"
+    if out.exists():
+        return out
+    clips, seen = [], {}
+    for p in paths:
+        with open_dataset(p) as ds:
+            for name in ds.clip_names:
+                if name in seen:
+                    raise DatasetError(f"clip {name!r} is also in {seen[name]}: clip names must differ across "
+                                       "the datasets given", p)
+                seen[name] = p
+                clips.append(ds.read_clip(name))
+    write_dataset(out, clips)  # SkeletonMismatchError names the clip whose skeleton differs
+    return out
 
 
 def _converted(items: Sequence[str | os.PathLike], cache_dir, progress: bool) -> Path:

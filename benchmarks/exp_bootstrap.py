@@ -1,0 +1,281 @@
+"""Does RL that starts from a pretrained motion model learn faster than RL from scratch? (issue 11)
+
+The grid: tasks x conditions x seeds, each run its own job (``optiq_rl.train.train`` then ``evaluate``) writing one
+small JSON under ``benchmarks/results/bootstrap/`` (its learning curve, its evaluation, its wall time; never a
+checkpoint). Runs whose JSON exists are skipped, so the grid fills across sessions; ``--jobs N`` runs N at a time.
+``--report`` reads every JSON and writes the tables (``docs/results.md``, between the ``exp_bootstrap`` markers) and
+a report of the curves for ``optiq viz plots``.
+
+Tasks (the DeepMimic humanoid, MuJoCo's own PD: ``implicit_pd``, residual actions of 0.5 rad per unit in every
+condition):
+
+- ``track``: ``optiq/Track-v0`` on the DeepMimic walk (``track_deepmimic_walk`` config);
+- ``loco``: ``optiq/Locomotion-v0``, task-only reward, target speeds of walking to running (1-3 m/s), starting on
+  frames of the walk (``locomotion_deepmimic`` config, ``action_mode: residual`` on the rest pose).
+
+Conditions (``adapters.py``): ``scratch`` (the encoder's architecture, fresh weights), ``feature`` (pretrained
+encoder, frozen for the first ``--freeze`` steps, then at 0.1 x the learning rate), ``prior`` (the model's next pose
+as the base of the residual targets).
+
+The pretrained model (``--prepare``, once): an MLP next-state model (context 4 frames, 256 wide, 3 blocks: its
+encoder costs about 0.3 ms per call at batch 1, ``bench_adapters.py``) trained for ``--model-minutes`` on the
+DeepMimic walk, run and jog and the Bandai-Namco locomotion takes (walk, walk-back/left/right, run, dash; CC BY-NC
+4.0, benchmarks only), all retargeted to the DeepMimic humanoid at 30 fps (the env's control rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, data_root, write_section
+
+RESULTS = ROOT / "benchmarks" / "results" / "bootstrap"
+TASKS = ("track", "loco")
+CONDITIONS = ("scratch", "feature", "prior")
+START, END = "<!-- exp_bootstrap:start -->", "<!-- exp_bootstrap:end -->"
+
+
+def optiq_cli() -> str:
+    return str(Path(sys.executable).with_name("optiq"))
+
+
+def prepare(work: Path, minutes: float) -> Path:
+    """The pretrained model ``work/motion_dm.pt`` (made once): data retargeted to the DeepMimic humanoid, then an
+    MLP next-state model trained for ``minutes``."""
+    model = work / "motion_dm.pt"
+    if model.is_file():
+        return model
+    work.mkdir(parents=True, exist_ok=True)
+    data, bandai = data_root(), data_root() / "corpora" / "bandai_namco" / "data"
+    takes = sorted(str(p) for c in ("walk", "walk-back", "walk-left", "walk-right", "run", "dash")
+                   for p in bandai.glob(f"dataset-1_{c}_*.bvh"))
+    dm = [str(data / "deepmimic" / f"humanoid3d_{m}.txt") for m in ("walk", "run", "jog")]
+    o = optiq_cli()
+    steps = [
+        [o, "-q", "data", "convert", "--in", *takes, "--out", str(work / "bandai_loco.parquet")],
+        [o, "-q", "rl", "retarget", "--in", str(work / "bandai_loco.parquet"), "--character", "deepmimic", "--map",
+         "bandai_to_deepmimic", "--out", str(work / "bandai_dm.parquet")],
+        [o, "-q", "data", "convert", "--in", *dm, "--out", str(work / "dm_loco.parquet")],
+        [o, "-q", "rl", "retarget", "--in", str(work / "dm_loco.parquet"), "--character", "deepmimic", "--out",
+         str(work / "dm_ref.parquet")],
+        [o, "-q", "train", "model", "--config", "mlp", "--data", str(work / "dm_ref.parquet"), "--data",
+         str(work / "bandai_dm.parquet"), "--out", str(model), "--max_minutes", str(minutes), "--max_steps",
+         "200000", "--model.hidden", "256", "--model.layers", "3", "--model.context", "4", "--device", "cpu"],
+    ]
+    for cmd in steps:
+        out = Path(cmd[cmd.index("--out") + 1])
+        if not out.exists():
+            print("+", " ".join(cmd[:4]), "...", out.name, flush=True)
+            subprocess.run(cmd, check=True)
+    return model
+
+
+def run_config(task: str, condition: str, seed: int, model: Path, steps: int, freeze: int) -> dict:
+    """The RL config (overrides of the task's shipped config) of one run."""
+    walk = str(data_root() / "deepmimic" / "humanoid3d_walk.txt")
+    common = {"total_steps": steps, "seed": seed, "n_envs": 2, "tensorboard": False, "checkpoint_interval": 0,
+              "adapter": {"pretrained": str(model), "mode": condition, "freeze_steps": freeze,
+                          "encoder_lr_scale": 0.1}}
+    if task == "track":
+        return {"config": "track_deepmimic_walk", **common,
+                "env_kwargs": {"reference": walk, "character": "deepmimic", "control": "implicit_pd",
+                               "reward": "deepmimic", "action_mode": "residual"}}
+    return {"config": "locomotion_deepmimic", **common,
+            "env_kwargs": {"character": "deepmimic", "control": "implicit_pd", "action_mode": "residual",
+                           "init_reference": walk, "speed_range": [1.0, 3.0]}}
+
+
+def one_run(task: str, condition: str, seed: int, model: Path, steps: int, freeze: int, work: Path,
+            episodes: int) -> Path:
+    """Train and evaluate one run; its JSON (curve, evaluation, wall time) goes to RESULTS atomically."""
+    import torch
+    from optiq_rl.evaluate import evaluate
+    from optiq_rl.train import load_config, train
+
+    torch.set_num_threads(1)
+    name = f"{task}_{condition}_s{seed}"
+    spec = run_config(task, condition, seed, model, steps, freeze)
+    cfg = load_config(spec.pop("config"), spec)
+    out = work / "runs" / name / "policy.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result = train(cfg, out, resume=(out.parent / "policy.checkpoint.zip").exists())
+    wall = time.perf_counter() - t0
+    report = evaluate(out, episodes=episodes, seed=1000)
+    row = {"task": task, "condition": condition, "seed": seed, "env": cfg.env, "total_steps": result.steps,
+           "wall_s": wall, "steps_per_s": result.steps_per_second, "freeze_steps": freeze,
+           "curve": [[r["steps"], r["return_mean"], r["length_mean"]] for r in _curve(out)],
+           "eval": report["rl"]["policies"]["policy"], "eval_episodes": episodes,
+           "model": str(model), "env_kwargs": cfg.env_kwargs, "algo_kwargs": cfg.algo_kwargs}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(row, indent=1, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def _curve(policy: Path) -> list[dict]:
+    from optiq_rl.evaluate import read_progress
+
+    return read_progress(policy)
+
+
+def grid(tasks, conditions, seeds) -> list[tuple[str, str, int]]:
+    """Runs without a result yet, seed-major so that every condition gets its first seed first."""
+    return [(t, c, s) for s in seeds for t in tasks for c in conditions
+            if not (RESULTS / f"{t}_{c}_s{s}.json").exists()]
+
+
+# --- the report ------------------------------------------------------------------------------------------------
+def load_results() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+
+
+def smoothed(curve: list, window: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Env steps and the mean return over the last ``window`` rollouts at each (a running mean: one rollout's
+    few episodes are noisy)."""
+    c = np.array([[s, r] for s, r, _ in curve if r is not None], dtype=np.float64)
+    if len(c) == 0:
+        return np.zeros(0), np.zeros(0)
+    k = np.ones(min(window, len(c))) / min(window, len(c))
+    y = np.convolve(c[:, 1], k, mode="valid")
+    return c[len(c) - len(y):, 0], y
+
+
+def final_return(curve: list, fraction: float = 0.1) -> float:
+    """Mean return of the last ``fraction`` of the rollouts."""
+    r = [x[1] for x in curve if x[1] is not None]
+    return float(np.mean(r[-max(1, int(len(r) * fraction)):])) if r else float("nan")
+
+
+def steps_to(curve: list, level: float) -> float:
+    """Env steps until the smoothed return first reaches ``level`` (inf: never)."""
+    x, y = smoothed(curve)
+    hit = np.flatnonzero(y >= level)
+    return float(x[hit[0]]) if len(hit) else float("inf")
+
+
+def table(results: list[dict]) -> tuple[list[str], dict]:
+    lines, numbers = [], {}
+    for task in TASKS:
+        rows = [r for r in results if r["task"] == task]
+        if not rows:
+            continue
+        scratch = [r for r in rows if r["condition"] == "scratch"]
+        level = float(np.mean([final_return(r["curve"]) for r in scratch])) if scratch else float("nan")
+        base = float(np.median([steps_to(r["curve"], level) for r in scratch])) if scratch else float("nan")
+        keys = ["success", "mpjpe_global_mm", "mpjpe_local_mm"] if task == "track" else ["velocity_error", "energy"]
+        lines += [f"**{task}** ({rows[0]['env']}; {rows[0]['total_steps']:,} env steps per run; scratch's final "
+                  f"return {level:.1f})", "",
+                  "| condition | seeds | final return | env steps to scratch's final return | ratio to scratch | "
+                  "eval return | " + " | ".join(keys) + " | env steps/s | wall (min) |",
+                  "|---" * (9 + len(keys)) + "|"]
+        for cond in CONDITIONS:
+            rs = [r for r in rows if r["condition"] == cond]
+            if not rs:
+                continue
+            fin = [final_return(r["curve"]) for r in rs]
+            reach = [steps_to(r["curve"], level) for r in rs]
+            med = float(np.median(reach))
+            ev = {k: [r["eval"].get(k, float("nan")) for r in rs] for k in ["return", *keys]}
+            numbers[f"{task}/{cond}"] = {"seeds": len(rs), "final_return": fin, "steps_to_scratch_final": reach,
+                                         "ratio": med / base if base and np.isfinite(base) else None,
+                                         **{f"eval_{k}": v for k, v in ev.items()}}
+            ratio = f"{med / base:.2f}" if np.isfinite(med) and np.isfinite(base) and base > 0 else "-"
+            reach_txt = ", ".join("never" if not np.isfinite(v) else f"{v / 1e3:.0f}k" for v in reach)
+            cells = [f"{np.mean(v):.3g} ± {np.std(v):.2g}" for v in ev.values()]
+            lines.append(f"| {cond} | {len(rs)} | {np.mean(fin):.1f} ± {np.std(fin):.1f} | {reach_txt} | {ratio} | "
+                         + " | ".join(cells) + f" | {np.mean([r['steps_per_s'] for r in rs]):.0f} | "
+                         f"{np.mean([r['wall_s'] for r in rs]) / 60:.0f} |")
+        lines.append("")
+    return lines, numbers
+
+
+def curves_report(results: list[dict], task: str, points: int = 60) -> dict | None:
+    """A report (docs/viz.md version 2) with one learning curve per condition: mean and std over seeds."""
+    rows = [r for r in results if r["task"] == task]
+    if not rows:
+        return None
+    end = min(r["curve"][-1][0] for r in rows if r["curve"])
+    ticks = np.linspace(0, end, points)
+    series, std = {}, {}
+    for cond in CONDITIONS:
+        rs = [r for r in rows if r["condition"] == cond and r["curve"]]
+        if not rs:
+            continue
+        ys = np.stack([np.interp(ticks, *smoothed(r["curve"])) for r in rs])
+        series[f"{cond} ({len(rs)} seeds)"], std[f"{cond} ({len(rs)} seeds)"] = ys.mean(0).tolist(), ys.std(0).tolist()
+    return {"version": 2, "title": f"exp_bootstrap: {task} ({rows[0]['env']})",
+            "curves": {"steps": ticks.tolist(), "metric": "mean episode return", "unit": "env steps",
+                       "series": series, "std": std}}
+
+
+def report(argv: list[str]) -> None:
+    results = load_results()
+    lines, numbers = table(results)
+    for task in TASKS:
+        rep = curves_report(results, task)
+        if rep is not None:
+            (RESULTS.parent / f"bootstrap_{task}_curves.json").write_text(json.dumps(rep, indent=1))
+    (RESULTS.parent / "bootstrap_summary.json").write_text(json.dumps(numbers, indent=1))
+    print("\n".join(lines))
+    cmd = "OPTIQ_TEST_DATA=/work/shared/data .venv/bin/python benchmarks/exp_bootstrap.py " + " ".join(argv)
+    write_section(ROOT / "docs" / "results.md", START, END,
+                  "## optiq-rl: RL from a pretrained motion model (scratch vs feature vs prior)", cmd.strip(),
+                  [*lines, "Curves: `optiq viz plots --report benchmarks/results/bootstrap_track_curves.json --out "
+                   "curves.html` (and `_loco_`): mean over seeds of the running mean (5 rollouts) of the episode "
+                   "return, the band one standard deviation."])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=Path("/work/runs/boot"), help="models, policies (not committed)")
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--conditions", default=",".join(CONDITIONS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--steps", type=int, default=600_000, help="env steps per run")
+    ap.add_argument("--freeze", type=int, default=100_000, help="env steps with the encoder frozen")
+    ap.add_argument("--episodes", type=int, default=10, help="evaluation episodes per run")
+    ap.add_argument("--model-minutes", type=float, default=15.0, help="training time of the pretrained model")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at a time (one process each)")
+    ap.add_argument("--max-runs", type=int, default=0, help="stop after this many runs (0: the whole grid)")
+    ap.add_argument("--one", nargs=3, metavar=("TASK", "CONDITION", "SEED"), help="(internal) one run")
+    ap.add_argument("--report", action="store_true", help="only write the tables and curves of the results there")
+    args = ap.parse_args(argv)
+    if args.report:
+        report(argv)
+        return 0
+    model = prepare(args.work, args.model_minutes)
+    if args.one:
+        t, c, s = args.one
+        print(one_run(t, c, int(s), model, args.steps, args.freeze, args.work, args.episodes), flush=True)
+        return 0
+    todo = grid(args.tasks.split(","), args.conditions.split(","), [int(s) for s in args.seeds.split(",")])
+    if args.max_runs:
+        todo = todo[:args.max_runs]
+    print(f"{len(todo)} runs to do: {', '.join(f'{t}_{c}_s{s}' for t, c, s in todo)}", flush=True)
+    running: list[subprocess.Popen] = []
+    for t, c, s in todo:
+        while len(running) >= args.jobs:
+            running = [p for p in running if p.poll() is None]
+            time.sleep(5)
+        cmd = [sys.executable, __file__, "--work", str(args.work), "--steps", str(args.steps), "--freeze",
+               str(args.freeze), "--episodes", str(args.episodes), "--one", t, c, str(s)]
+        log = open(args.work / f"{t}_{c}_s{s}.log", "a")
+        running.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    for p in running:
+        p.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
