@@ -177,7 +177,7 @@ def table(results: list[dict]) -> tuple[list[str], dict]:
                   f"return {level:.1f})", "",
                   "| condition | seeds | final return | env steps to scratch's final return | ratio to scratch | "
                   "eval return | " + " | ".join(keys) + " | env steps/s | wall (min) |",
-                  "|---" * (9 + len(keys)) + "|"]
+                  "|---" * (8 + len(keys)) + "|"]
         for cond in CONDITIONS:
             rs = [r for r in rows if r["condition"] == cond]
             if not rs:
@@ -236,6 +236,7 @@ def report(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global RESULTS
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/work/runs/boot"), help="models, policies (not committed)")
@@ -250,11 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-runs", type=int, default=0, help="stop after this many runs (0: the whole grid)")
     ap.add_argument("--one", nargs=3, metavar=("TASK", "CONDITION", "SEED"), help="(internal) one run")
     ap.add_argument("--report", action="store_true", help="only write the tables and curves of the results there")
+    ap.add_argument("--model", type=Path, help="a pretrained model to use instead of --prepare's")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the runs' JSON files")
     args = ap.parse_args(argv)
+    RESULTS = args.results
     if args.report:
         report(argv)
         return 0
-    model = prepare(args.work, args.model_minutes)
+    model = args.model or prepare(args.work, args.model_minutes)
     if args.one:
         t, c, s = args.one
         print(one_run(t, c, int(s), model, args.steps, args.freeze, args.work, args.episodes), flush=True)
@@ -269,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             running = [p for p in running if p.poll() is None]
             time.sleep(5)
         cmd = [sys.executable, __file__, "--work", str(args.work), "--steps", str(args.steps), "--freeze",
-               str(args.freeze), "--episodes", str(args.episodes), "--one", t, c, str(s)]
+               str(args.freeze), "--episodes", str(args.episodes), "--results", str(RESULTS), "--model", str(model),
+               "--one", t, c, str(s)]
         log = open(args.work / f"{t}_{c}_s{s}.log", "a")
         running.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
     for p in running:

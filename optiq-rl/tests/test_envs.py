@@ -260,6 +260,22 @@ def test_locomotion_terms_and_target(walk_file):
     assert not np.allclose(env.target_velocity, first)  # resampled after 0.2 s (6 steps)
 
 
+@pytest.mark.parametrize("control", ["pd", "implicit_pd"])
+def test_locomotion_energy_is_the_motors_power(control):
+    """The cost of transport from the joint torques MuJoCo applied: for ``pd`` the motors' ctrl (unit gears), for
+    ``implicit_pd`` (whose ctrl is a target angle) the position actuators' force."""
+    env = LocomotionEnv(character="deepmimic", control=control, physics_hz=2400.0 if control == "pd" else 600.0)
+    env.reset(seed=3)
+    for _ in range(3):
+        _, _, _, _, info = env.step(np.full(env.action_space.shape, 0.3))
+    d, ctl, sim = env.sim.data, env.sim.controller, env.sim
+    force = d.ctrl if control == "pd" else d.actuator_force  # N m: unit gears
+    power = np.abs(force * ctl.gear * d.qvel[ctl.dofs]).sum()
+    speed = max(float(np.hypot(*d.qvel[:2])), env.config.min_speed)
+    assert info["value_energy"] == pytest.approx(-power / (sim.mass * 9.81 * speed), rel=1e-9)
+    assert info["value_energy"] < -1e-3  # the motors do work: a target angle is not a torque
+
+
 def test_bad_settings(walk_file, data_dir):
     with pytest.raises(EnvConfigError, match="needs reference"):
         TrackEnv()

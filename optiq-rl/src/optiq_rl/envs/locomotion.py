@@ -124,7 +124,10 @@ class LocomotionEnv(CharacterEnv):
         v = d.qvel[:2]
         yaw = _yaw(self._body.rot[0])
         ctl = sim.controller
-        power = float(np.abs(d.ctrl * ctl.gear * d.qvel[ctl.dofs]).sum())  # W: torque (gear x ctrl) x joint speed
+        # W: joint torque x joint speed over the motors' dofs; the torque is MuJoCo's (qfrc_actuator), whatever
+        # the control mode (implicit_pd's ctrl is a target angle, not a torque).
+        dofs = ctl.dofs
+        power = float(np.abs(d.qfrc_actuator[dofs] * d.qvel[dofs]).sum())
         cot = power / (sim.mass * 9.81 * max(float(np.hypot(*v)), cfg.min_speed))
         jerk = float(((a - 2.0 * self._actions[0] + self._actions[1]) ** 2).sum() / len(a))
         self._actions = np.stack((a, self._actions[0]))
