@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-runs", type=int, default=0, help="stop after this many runs (0: the whole grid)")
     ap.add_argument("--one", nargs=3, metavar=("TASK", "CONDITION", "SEED"), help="(internal) one run")
     ap.add_argument("--report", action="store_true", help="only write the tables and curves of the results there")
+    ap.add_argument("--prepare-only", action="store_true", help="only make the pretrained model")
     ap.add_argument("--model", type=Path, help="a pretrained model to use instead of --prepare's")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the runs' JSON files")
     args = ap.parse_args(argv)
@@ -258,7 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         report(argv)
         return 0
+    bad = sorted(set(args.tasks.split(",")) - set(TASKS)) + sorted(set(args.conditions.split(",")) - set(CONDITIONS))
+    if bad:
+        ap.error(f"unknown task or condition {', '.join(bad)}; tasks: {', '.join(TASKS)}; conditions: "
+                 f"{', '.join(CONDITIONS)}")
     model = args.model or prepare(args.work, args.model_minutes)
+    if args.prepare_only:
+        print(model)
+        return 0
     if args.one:
         t, c, s = args.one
         print(one_run(t, c, int(s), model, args.steps, args.freeze, args.work, args.episodes), flush=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: convert real BVH files into labeled Parquet and HDF5 datasets, show them, train and evaluate a small
 # motion model, draw its errors and rollout, retarget a walk onto a simulated character and train a short tracking
-# policy (optiq-rl), list plugins.
+# policy (optiq-rl), from scratch and from a pretrained motion model, list plugins.
 # Usage: scripts/demo.sh [--data DIR] [--out DIR]   (or OPTIQ_DATA=DIR)
 set -euo pipefail
 DATA="${OPTIQ_DATA:-${OPTIQ_TEST_DATA:-../shared/data}}"
@@ -91,6 +91,22 @@ if [ "$RL" = 1 ]; then
     --checkpoint_interval 0
   optiq eval rl --policy "$OUT/walk_policy.zip" --episodes 5 --baseline --out "$OUT/walk_policy_report.json"
   optiq --quiet viz video --policy "$OUT/walk_policy.zip" --episodes 2 --out "$OUT/walk_policy.mp4"
+  # Bootstrapped RL (docs/rl.md, Adapters): a small next-state model of the DeepMimic walk, run and jog (the
+  # character's own clips, 30 fps: its control rate), then the same tiny PPO budget from scratch (the encoder's
+  # architecture, fresh weights), with the pretrained encoder as features extractor, and with the model's next pose
+  # as the base of the PD targets. A budget this small shows the chain, not which learns faster
+  # (benchmarks/exp_bootstrap.py, docs/results.md).
+  optiq --quiet train model --config mlp --data "$DATA/deepmimic/humanoid3d_walk.txt" \
+    --data "$DATA/deepmimic/humanoid3d_run.txt" --data "$DATA/deepmimic/humanoid3d_jog.txt" \
+    --out "$OUT/dm_motion.pt" --max_steps 300 --model.hidden 64 --model.layers 2 --test_ratio 0 --val_ratio 0
+  for MODE in scratch feature prior; do
+    optiq --quiet train rl --env optiq/Track-v0 --reference "$RL_WALK" --character deepmimic \
+      --pretrained "$OUT/dm_motion.pt" --adapter-mode "$MODE" --freeze-steps 4096 --total-steps 8192 \
+      --env_kwargs.control implicit_pd --tensorboard false --checkpoint_interval 0 --out "$OUT/walk_$MODE.zip"
+  done
+  for MODE in scratch feature prior; do
+    optiq eval rl --policy "$OUT/walk_$MODE.zip" --episodes 5 --out "$OUT/walk_${MODE}_report.json"
+  done
 fi
 optiq plugins list
 set +x
@@ -106,4 +122,6 @@ if [ "$RL" = 1 ]; then
   echo "demo: RL    character $OUT/deepmimic.xml, retargeted walk $OUT/cmu_walk_on_deepmimic.parquet"
   echo "demo: RL    video of it $OUT/cmu_walk_on_deepmimic.mp4, policy $OUT/walk_policy.zip"
   echo "demo: RL    report $OUT/walk_policy_report.json, video $OUT/walk_policy.mp4"
+  echo "demo: RL    from a motion model $OUT/dm_motion.pt: $OUT/walk_{scratch,feature,prior}.zip, reports"
+  echo "demo: RL    $OUT/walk_{scratch,feature,prior}_report.json"
 fi

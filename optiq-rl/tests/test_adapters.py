@@ -107,6 +107,13 @@ def test_each_mode_trains_saves_reloads_and_acts_the_same(walk, motion_model, tm
     assert policy.meta["normalize"]["obs_key"] == "obs"
     env = policy.make_env()
     assert isinstance(env, MotionAdapter)
+    if mode == "feature":
+        from optiq.errors import OptiqError
+        from optiq_rl.export import export_policy
+
+        with pytest.raises(OptiqError, match="export is not supported yet"):
+            export_policy(out, tmp_path / "a.onnx")
+        assert not (tmp_path / "a.onnx").exists()
     obs = [env.reset(seed=s)[0] for s in range(4)]
     batch = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
     env.close()

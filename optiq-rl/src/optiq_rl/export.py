@@ -69,6 +69,12 @@ def export_policy(path: str | os.PathLike, out: str | os.PathLike, fmt: str = "o
     if fmt not in FORMATS:
         raise OptiqError(f"unknown export format {fmt!r}; expected {', '.join(FORMATS)}")
     policy = load_policy(path)
+    if policy.config.adapter:
+        # Its actor reads the feature history that the adapter keeps in Python (and, for prior, a second network
+        # makes the PD targets): a single [B, D] -> [B, A] graph would not be the policy.
+        raise OptiqError("a policy trained with a pretrained motion model (--pretrained) reads the adapter's feature "
+                         "history: its export is not supported yet; run it with optiq eval rl / optiq viz video",
+                         path)
     actor = ExportedActor(policy)
     obs = sample_observations(policy, samples, seed)
     expected, _ = policy.model.predict(policy.normalize(obs), deterministic=True)
