@@ -114,12 +114,52 @@ def one_run(task: str, condition: str, seed: int, model: Path, steps: int, freez
            "curve": [[r["steps"], r["return_mean"], r["length_mean"]] for r in _curve(out)],
            "eval": report["rl"]["policies"]["policy"], "eval_episodes": episodes,
            "model": str(model), "env_kwargs": cfg.env_kwargs, "algo_kwargs": cfg.algo_kwargs}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    row["likeness"] = motion_likeness(out, model, work, episodes)
+    return write_row(row, RESULTS / f"{name}.json")
+
+
+def write_row(row: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(row, indent=1, default=str))
     os.replace(tmp, path)
     return path
+
+
+_DATA: dict = {}
+
+
+def motion_likeness(policy_path: Path, model: Path, work: Path, episodes: int) -> dict:
+    """``likeness.py``'s measures of the policy's motion (``episodes`` deterministic episodes) against the motion
+    data the model was trained on (the retargeted datasets in ``work``)."""
+    from optiq import open_dataset
+    from optiq_rl.likeness import clip_motion, likeness, rollout_motion
+    from optiq_rl.train import load_policy
+
+    policy = load_policy(policy_path)
+    env = policy.make_env()
+    prior = env.prior
+    env.close()
+    if "data" not in _DATA:
+        clips = []
+        for name in ("dm_ref.parquet", "bandai_dm.parquet"):
+            if (work / name).exists():
+                with open_dataset(work / name) as ds:
+                    clips += [ds.read_clip(n) for n in ds.clip_names]
+        _DATA["data"] = clip_motion(clips, prior)
+    return likeness(rollout_motion(policy, episodes, seed=2000), _DATA["data"], prior)
+
+
+def fill_likeness(work: Path, model: Path, episodes: int) -> None:
+    """Add the likeness measures to results that lack them (runs made before they existed), from the policies
+    kept in ``work``."""
+    for path in sorted(RESULTS.glob("*.json")):
+        row = json.loads(path.read_text())
+        policy = work / "runs" / f"{row['task']}_{row['condition']}_s{row['seed']}" / "policy.zip"
+        if "likeness" not in row and policy.is_file():
+            row["likeness"] = motion_likeness(policy, model, work, episodes)
+            write_row(row, path)
+            print("likeness:", path.name, row["likeness"], flush=True)
 
 
 def _curve(policy: Path) -> list[dict]:
@@ -196,6 +236,22 @@ def table(results: list[dict]) -> tuple[list[str], dict]:
                          + " | ".join(cells) + f" | {np.mean([r['steps_per_s'] for r in rs]):.0f} | "
                          f"{np.mean([r['wall_s'] for r in rs]) / 60:.0f} |")
         lines.append("")
+        liked = [r for r in rows if r.get("likeness")]
+        if liked:
+            d = liked[0]["likeness"]
+            lines += [f"How the {task} policies move against the motion data (`likeness.py`; the data itself: model "
+                      f"prediction error {d['data_prediction_mm']:.1f} mm, foot sliding "
+                      f"{d['data_foot_sliding_mps']:.3f} m/s):", "",
+                      "| condition | model's prediction error (mm) | foot sliding (m/s) | joint-angle W1 to the data "
+                      "(deg) |", "|---|---|---|---|"]
+            for cond in CONDITIONS:
+                rs = [r["likeness"] for r in liked if r["condition"] == cond]
+                if rs:
+                    cells = [f"{np.mean([x[k] for x in rs]):.3g} ± {np.std([x[k] for x in rs]):.2g}"
+                             for k in ("prediction_mm", "foot_sliding_mps", "angle_w1_deg")]
+                    lines.append(f"| {cond} ({len(rs)}) | " + " | ".join(cells) + " |")
+                    numbers.setdefault(f"{task}/{cond}", {})["likeness"] = rs
+            lines.append("")
     return lines, numbers
 
 
@@ -252,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one", nargs=3, metavar=("TASK", "CONDITION", "SEED"), help="(internal) one run")
     ap.add_argument("--report", action="store_true", help="only write the tables and curves of the results there")
     ap.add_argument("--prepare-only", action="store_true", help="only make the pretrained model")
+    ap.add_argument("--fill-likeness", action="store_true",
+                    help="add the motion-likeness measures to results without them (from the kept policies)")
     ap.add_argument("--model", type=Path, help="a pretrained model to use instead of --prepare's")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the runs' JSON files")
     args = ap.parse_args(argv)
@@ -266,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model or prepare(args.work, args.model_minutes)
     if args.prepare_only:
         print(model)
+        return 0
+    if args.fill_likeness:
+        fill_likeness(args.work, model, args.episodes)
         return 0
     if args.one:
         t, c, s = args.one

@@ -120,6 +120,12 @@ def test_each_mode_trains_saves_reloads_and_acts_the_same(walk, motion_model, tm
     trained, vn = result.model, result.model.get_env()
     want, _ = trained.predict(vn.normalize_obs(batch), deterministic=True)
     assert np.array_equal(policy.act(batch), want)
+    if mode == "scratch":  # the policy's own motion, as likeness.py measures it
+        from optiq_rl.likeness import rollout_motion
+
+        (m,) = rollout_motion(policy, episodes=1)
+        assert m.rows.shape[1] == env.prior.features.dim and len(m.rows) == len(m.pos) > 2
+        assert np.isfinite(m.rows).all() and m.pos.shape[1:] == (15, 3)
     # The history is not renormalised by VecNormalize: it reaches the encoder raw.
     assert np.array_equal(vn.normalize_obs(batch)["history"], batch["history"])
 
@@ -283,4 +289,35 @@ def test_humanoid_v5_chain_retarget_train_and_feature_mode(cli, data_dir, tmp_pa
     obs, _ = env.reset(seed=0)
     assert obs["history"].shape == (4, env.prior.features.dim)
     assert policy.act({k: v[None] for k, v in obs.items()}).shape == (1, 17)
+    env.close()
+
+
+def test_likeness_measures(walk, motion_model, data_dir):
+    """The data against itself: the same prediction error, no angle distance; the kinematic playback of the walk
+    (rows from the simulated body) measures as the clip does; a walk whose root glides 1 m/s sideways slides its
+    feet by about 1 m/s more."""
+    import optiq
+    from optiq_rl.likeness import Motion, clip_motion, feet, foot_sliding, likeness
+
+    env = track(walk, motion_model)
+    prior = env.prior
+    clip = optiq.load_clip(walk)
+    data = clip_motion([clip], prior)
+    same = likeness(data, data, prior)
+    assert same["angle_w1_deg"] == 0.0 and same["prediction_mm"] == same["data_prediction_mm"] > 0
+    assert same["foot_sliding_mps"] < 0.2  # a walk's feet stand on the ground (the ankles roll at heel-off)
+    # The reference as the env plays it (the character's joint order, reordered to the model's).
+    ref, sim = env.unwrapped.ref, env.unwrapped.sim
+    n = clip.num_frames - 1  # the looped reference's first cycle
+    played = sim.features.clip(ref.pos[:n], ref.rot[:n])  # MuJoCo's bodies, the character's joint order
+    assert played.skeleton.names != clip.skeleton.names
+    got = clip_motion([played], prior)[0]
+    assert np.abs(got.rows - data[0].rows[:n]).max() < 1e-5 and np.abs(got.pos - data[0].pos[:n]).max() < 1e-6
+    shifted = Motion(data[0].rows, data[0].pos + np.arange(len(data[0].pos))[:, None, None] / clip.fps
+                     * np.array([1.0, 0.0, 0.0]))
+    foot = feet(prior.features.skeleton.names)
+    assert [prior.features.skeleton.names[i] for i in foot] == ["right_ankle", "left_ankle"]
+    ground = float(data[0].pos[:, foot, 2].min())
+    slide = foot_sliding([shifted], foot, clip.fps, ground) - foot_sliding(data, foot, clip.fps, ground)
+    assert 0.8 < slide < 1.2
     env.close()

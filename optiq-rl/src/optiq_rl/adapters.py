@@ -291,8 +291,14 @@ class MotionAdapter(gym.Wrapper):
         self._prev = now
         return prev, now
 
+    def joint_positions(self) -> np.ndarray:
+        """World positions ``[J, 3]`` (m) of the character's joints at the last observation, in the model's joint
+        order (``likeness.py`` measures foot sliding with them)."""
+        return self._now.pos.copy()
+
     def _observe(self, obs, first: bool) -> dict[str, np.ndarray]:
         prev, now = self._states()
+        self._now = now
         row = self.prior.features.features(prev, now)
         h = self.history
         if first:
