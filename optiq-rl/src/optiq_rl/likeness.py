@@ -7,8 +7,9 @@ Three numbers, each for the policy's trajectories and, as the reference level, f
   ``positions`` slice: joints relative to the root, in the heading frame). Motion like the data the model learnt is
   motion it predicts well.
 - ``foot_sliding_mps``: the mean horizontal speed (m/s) of the feet (joints named ``*ankle*`` or ``*foot*``) while
-  they touch the ground: in frames where a foot is lower than the ``contact_height`` (m above the data's lowest
-  foot position, default 2 cm, the same threshold for policy and data).
+  they touch the ground: in frames where a foot is lower than the ``contact_height`` (m) above the data's standing
+  foot height (the median over the data's clips of each clip's lowest foot position), default 2 cm, the same
+  threshold for policy and data.
 - ``angle_w1_deg``: the 1-Wasserstein distance (degrees) between the distribution of each joint's rotation angle
   (the angle of its local rotation, over all frames) in the policy's motion and in the data, averaged over joints
   (``scipy.stats.wasserstein_distance``); 0 when the two visit the same poses as often.
@@ -155,7 +156,9 @@ def likeness(policy_motion: Sequence[Motion], data_motion: Sequence[Motion], pri
              contact_height: float = 0.02) -> dict[str, float]:
     """The three measures for the policy's motion and for the data's (see the module docstring)."""
     foot = feet(prior.features.skeleton.names)
-    ground = float(min(m.pos[:, foot, 2].min() for m in data_motion)) if foot else 0.0
+    # The feet's height when they stand: the median over the data's clips of each clip's lowest foot position
+    # (the clips are grounded one by one; one that dips lower must not move the threshold for all).
+    ground = float(np.median([m.pos[:, foot, 2].min() for m in data_motion])) if foot else 0.0
     fps = prior.features.fps
     data_angles = joint_angles(data_motion, prior)
     return {"prediction_mm": prediction_error_mm(policy_motion, prior),
