@@ -80,7 +80,7 @@ def prepare(work: Path, minutes: float) -> Path:
 def run_config(task: str, condition: str, seed: int, model: Path, steps: int, freeze: int) -> dict:
     """The RL config (overrides of the task's shipped config) of one run."""
     walk = str(data_root() / "deepmimic" / "humanoid3d_walk.txt")
-    common = {"total_steps": steps, "seed": seed, "n_envs": 2, "tensorboard": False, "checkpoint_interval": 0,
+    common = {"total_steps": steps, "seed": seed, "n_envs": 2, "tensorboard": False, "checkpoint_interval": 50_000,
               "adapter": {"pretrained": str(model), "mode": condition, "freeze_steps": freeze,
                           "encoder_lr_scale": 0.1}}
     if task == "track":

@@ -321,3 +321,37 @@ def test_likeness_measures(walk, motion_model, data_dir):
     slide = foot_sliding([shifted], foot, clip.fps, ground) - foot_sliding(data, foot, clip.fps, ground)
     assert 0.8 < slide < 1.2
     env.close()
+
+
+def test_labels_condition_the_prior(cli, data_dir, tmp_path):
+    """A model conditioned on ``movement`` (the DeepMimic walk labelled walk, the run run): ``--label movement=run``
+    reaches the model (another prediction than movement=walk for the same history) and the policy file."""
+    import optiq
+    from click.testing import CliRunner
+    from optiq_models.train import load_config as model_config
+    from optiq_models.train import train as train_model
+
+    walk, run = (optiq.load_clip(data_dir / "deepmimic" / f"humanoid3d_{m}.txt").with_labels({"movement": m})
+                 for m in ("walk", "run"))
+    ds = optiq.write_dataset(tmp_path / "labelled.parquet", [walk, run])
+    model = tmp_path / "labelled.pt"
+    cfg = model_config("mlp", {"max_steps": 40, "model.hidden": 32, "model.layers": 1, "test_ratio": 0.0,
+                               "val_ratio": 0.0, "labels": ["movement"], "batch_size": 8, "window": 16})
+    train_model(cfg, ds, model, cache_dir=tmp_path / "cache", progress=False)
+    envs = {m: make_env("optiq/Track-v0", {"reference": str(data_dir / "deepmimic" / "humanoid3d_walk.txt"),
+                                           "character": "deepmimic", "rsi": False},
+                        adapter={"pretrained": str(model), "mode": "prior", "labels": {"movement": m}})
+            for m in ("walk", "run")}
+    obs, _ = envs["walk"].reset(seed=0)
+    rows = {m: e.prior.next_row(obs["history"]) for m, e in envs.items()}
+    assert np.abs(rows["walk"] - rows["run"]).max() > 1e-4
+    for e in envs.values():
+        e.close()
+    out = tmp_path / "p.zip"
+    r = CliRunner().invoke(cli, ["-q", "train", "rl", "--env", "optiq/Track-v0", "--reference",
+                                 str(data_dir / "deepmimic" / "humanoid3d_walk.txt"), "--character", "deepmimic",
+                                 "--pretrained", str(model), "--adapter-mode", "prior", "--label", "movement=run",
+                                 "--total-steps", "64", "--algo_kwargs.n_steps", "32", "--algo_kwargs.batch_size",
+                                 "32", "--n-envs", "2", "--tensorboard", "false", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert load_policy(out).config.adapter["labels"] == {"movement": "run"}
