@@ -174,6 +174,34 @@ def grid(tasks, conditions, seeds) -> list[tuple[str, str, int]]:
             if not (RESULTS / f"{t}_{c}_s{s}.json").exists()]
 
 
+def side_by_side(work: Path, task: str, seed: int, steps: int = 300) -> Path | None:
+    """One video of the ``task`` policies of ``seed``, every condition at the same budget, side by side (left to
+    right in ``CONDITIONS`` order; 480x360 each, the same episode seed), the reference as a ghost for tracking."""
+    import imageio_ffmpeg
+    from optiq_rl.render import render_policy
+    from optiq_viz.video import encode, exact_fps
+
+    policies = [(c, work / "runs" / f"{task}_{c}_s{seed}" / "policy.zip") for c in CONDITIONS]
+    policies = [(c, p) for c, p in policies if p.is_file()]
+    if len(policies) < 2:
+        return None
+    clips, fps = [], None
+    for cond, path in policies:
+        one = work / "videos" / f"{task}_{cond}_s{seed}.mp4"
+        one.parent.mkdir(parents=True, exist_ok=True)
+        video = render_policy(path, one, episodes=1, seed=3000, size=(480, 360), max_steps=steps)
+        fps = video.fps
+        reader = imageio_ffmpeg.read_frames(str(one))
+        meta = next(reader)
+        w, h = meta["size"]
+        clips.append([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
+    n = max(len(c) for c in clips)
+    frames = np.stack([np.concatenate([c[min(i, len(c) - 1)] for c in clips], axis=1) for i in range(n)])
+    out = work / "videos" / f"{task}_s{seed}_{'_'.join(c for c, _ in policies)}.mp4"
+    encode([frames], out, exact_fps(float(fps)))
+    return out
+
+
 # --- the report ------------------------------------------------------------------------------------------------
 def load_results() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
@@ -310,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prepare-only", action="store_true", help="only make the pretrained model")
     ap.add_argument("--fill-likeness", action="store_true",
                     help="add the motion-likeness measures to results without them (from the kept policies)")
+    ap.add_argument("--videos", action="store_true",
+                    help="render the first seed's policies of each task side by side (WORK/videos/)")
     ap.add_argument("--model", type=Path, help="a pretrained model to use instead of --prepare's")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the runs' JSON files")
     args = ap.parse_args(argv)
@@ -327,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.fill_likeness:
         fill_likeness(args.work, model, args.episodes)
+        return 0
+    if args.videos:
+        for task in args.tasks.split(","):
+            print(side_by_side(args.work, task, int(args.seeds.split(",")[0])))
         return 0
     if args.one:
         t, c, s = args.one
