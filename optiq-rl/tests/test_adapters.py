@@ -215,7 +215,12 @@ def test_models_that_cannot_serve_are_one_line(fails, cli, walk, motion_model, d
     # A label the model does not have.
     fails([*base, "--pretrained", motion_model, "--label", "movement=run"], "not conditioned on label", out)
     # An adapter mode without a model.
-    fails([*base, "--adapter-mode", "feature"], "needs a pretrained motion model", out)
+    fails([*base, "--adapter-mode", "feature"], "need a pretrained motion model", out)
+    fails([*base, "--freeze-steps", "10"], "freeze_steps=10", out)
+    # Settings out of range.
+    fails([*base, "--pretrained", motion_model, "--adapter.history", "0"], "history must be a whole number >= 1", out)
+    fails([*base, "--pretrained", motion_model, "--adapter.encoder_lr_scale", "-1"], "encoder_lr_scale must be", out)
+    fails([*base, "--pretrained", motion_model, "--adapter.mode", "bc"], "adapter mode 'bc' is unknown", out)
 
 
 def test_a_model_of_another_skeleton_says_how_to_retarget(fails, data_dir, tmp_path_factory, walk):

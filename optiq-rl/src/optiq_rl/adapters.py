@@ -31,6 +31,7 @@ learning rate (``EncoderSchedule``).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -55,7 +56,7 @@ class AdapterConfig:
     pretrained: a motion model checkpoint (``optiq train model``'s ``.pt``). mode: one of ``ADAPTER_MODES``.
     freeze_steps: env steps with the encoder frozen. encoder_lr_scale: the encoder's learning rate as a multiple of
     the policy's once unfrozen. labels: ``{name: value}`` the model is conditioned on (``movement: run``).
-    history: feature rows kept (None: the model's context, at most ``max_history``). guidance: the prior's
+    history: feature rows kept (None: the model's context, at most ``MAX_HISTORY``). guidance: the prior's
     classifier-free guidance scale (``predict_next``)."""
 
     pretrained: str | None = None
@@ -69,11 +70,12 @@ class AdapterConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> AdapterConfig | None:
         """The config of ``values`` (an RL config's ``adapter`` dict), None when it names no checkpoint."""
-        values = dict(values or {})
+        values = {k: v for k, v in dict(values or {}).items() if v is not None}
         if not values.get("pretrained"):
-            if values.get("mode") not in (None,):
-                raise AdapterError(f"adapter mode {values['mode']!r} needs a pretrained motion model "
-                                   "(--pretrained model.pt): it fixes the encoder's architecture in every mode")
+            if values:
+                given = ", ".join(f"{k}={v!r}" for k, v in values.items())
+                raise AdapterError(f"adapter setting(s) {given} need a pretrained motion model (--pretrained "
+                                   "model.pt): it fixes the encoder's architecture in every mode")
             return None
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -82,17 +84,29 @@ class AdapterConfig:
         cfg = cls(**values)
         if cfg.mode not in ADAPTER_MODES:
             raise AdapterError(f"adapter mode {cfg.mode!r} is unknown; expected one of {', '.join(ADAPTER_MODES)}")
-        if int(cfg.freeze_steps) < 0 or not float(cfg.encoder_lr_scale) >= 0:
-            raise AdapterError("adapter: freeze_steps and encoder_lr_scale must be >= 0, got "
-                               f"{cfg.freeze_steps} and {cfg.encoder_lr_scale}")
-        if cfg.history is not None and int(cfg.history) < 1:
-            raise AdapterError(f"adapter: history must be at least 1 frame, got {cfg.history}")
+        cfg.freeze_steps = _whole(cfg.freeze_steps, "freeze_steps", 0)
+        cfg.history = None if cfg.history is None else _whole(cfg.history, "history", 1)
+        for key in ("encoder_lr_scale", "guidance"):
+            value = getattr(cfg, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise AdapterError(f"adapter: {key} must be a number >= 0, got {value!r}")
+            setattr(cfg, key, float(value))
+        if not isinstance(cfg.labels, Mapping):
+            raise AdapterError(f"adapter: labels must be a mapping name -> value, got {cfg.labels!r}")
         cfg.pretrained = os.path.abspath(os.fspath(cfg.pretrained))
-        cfg.labels = {str(k): str(v) for k, v in dict(cfg.labels or {}).items()}
+        cfg.labels = {str(k): str(v) for k, v in cfg.labels.items()}
         return cfg
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _whole(value: Any, key: str, least: int) -> int:
+    """``value`` as an int of at least ``least`` (``1e5`` from YAML included), else AdapterError naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or value < least:
+        raise AdapterError(f"adapter: {key} must be a whole number >= {least}, got {value!r}")
+    return int(value)
 
 
 #: The longest history an adapter keeps by default: a transformer's 64-frame window costs more than the physics
