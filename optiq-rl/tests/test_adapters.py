@@ -360,3 +360,17 @@ def test_labels_condition_the_prior(cli, data_dir, tmp_path):
                                  "32", "--n-envs", "2", "--tensorboard", "false", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert load_policy(out).config.adapter["labels"] == {"movement": "run"}
+
+
+def test_an_adapter_run_resumes(walk, motion_model, tmp_path):
+    out = tmp_path / "r.zip"
+    spec = {"env": "optiq/Track-v0", **TINY, "checkpoint_interval": 128,
+            "env_kwargs": {"reference": walk, "character": "deepmimic", "control": "implicit_pd"},
+            "adapter": {"pretrained": str(motion_model), "mode": "feature", "freeze_steps": 1000}}
+    first = train(RLConfig().updated({**spec, "total_steps": 128}), out)
+    frozen = _state(first.model)
+    again = train(RLConfig().updated({**spec, "total_steps": 256}), out, resume=True)
+    assert again.steps == 256 and again.curve[0]["steps"] == 256
+    # Still within freeze_steps after the resume: the encoder has not moved, and its group keeps its scale.
+    assert all(torch.equal(v, frozen[k]) for k, v in _state(again.model).items())
+    assert again.model.policy.optimizer.param_groups[1]["lr_scale"] == 0.1
