@@ -295,6 +295,23 @@ def test_humanoid_v5_chain_retarget_train_and_feature_mode(cli, data_dir, tmp_pa
     assert obs["history"].shape == (4, env.prior.features.dim)
     assert policy.act({k: v[None] for k, v in obs.items()}).shape == (1, 17)
     env.close()
+    # prior on Humanoid-v5: its motors take torques, so the adapter's PD actions (SPD once per control step).
+    prior = tmp_path / "humanoid_prior.zip"
+    args = ["-q", "train", "rl", "--env", "Humanoid-v5", "--pretrained", str(model), "--adapter-mode", "prior",
+            "--total-steps", "128", "--out", str(prior), "--algo_kwargs.n_steps", "64", "--algo_kwargs.batch_size",
+            "64", "--n-envs", "2", "--tensorboard", "false"]
+    r = run.invoke(cli, args)
+    assert r.exit_code == 2 and "--adapter.actions pd" in r.stderr and not prior.exists()
+    r = run.invoke(cli, [*args, "--adapter.actions", "pd"])
+    assert r.exit_code == 0, r.output
+    env = load_policy(prior).make_env()
+    assert env.action_space.low.min() == -1.0  # the adapter's PD actions, not the env's torques (+-0.4)
+    obs, _ = env.reset(seed=0)
+    want = env.prior.next_qpos(obs["history"], env.unwrapped.data.qpos)
+    env.step(np.zeros(17, dtype=np.float32))
+    pd = env._pd.controller
+    assert np.abs(pd.target[7:] - want[7:]).max() < 1e-12  # the zero residual targets the model's pose
+    env.close()
 
 
 def test_likeness_measures(walk, motion_model, data_dir):

@@ -57,7 +57,10 @@ class AdapterConfig:
     freeze_steps: env steps with the encoder frozen. encoder_lr_scale: the encoder's learning rate as a multiple of
     the policy's once unfrozen. labels: ``{name: value}`` the model is conditioned on (``movement: run``).
     history: feature rows kept (None: the model's context, at most ``MAX_HISTORY``). guidance: the prior's
-    classifier-free guidance scale (``predict_next``)."""
+    classifier-free guidance scale (``predict_next``). actions: ``env`` (the env's own action interface) or ``pd``
+    (a MuJoCo env whose motors take torques, Humanoid-v5: actions in [-1, 1] become residual PD targets on the rest
+    pose, or on the prior's pose, turned into torques by ``TorquePD``; ``prior`` needs it there, and every
+    condition of a comparison should use it). residual_scale: radians per unit of action with ``actions: pd``."""
 
     pretrained: str | None = None
     mode: str = "feature"
@@ -66,6 +69,8 @@ class AdapterConfig:
     labels: dict = field(default_factory=dict)
     history: int | None = None
     guidance: float = 0.0
+    actions: str = "env"
+    residual_scale: float = 0.5
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> AdapterConfig | None:
@@ -86,7 +91,9 @@ class AdapterConfig:
             raise AdapterError(f"adapter mode {cfg.mode!r} is unknown; expected one of {', '.join(ADAPTER_MODES)}")
         cfg.freeze_steps = _whole(cfg.freeze_steps, "freeze_steps", 0)
         cfg.history = None if cfg.history is None else _whole(cfg.history, "history", 1)
-        for key in ("encoder_lr_scale", "guidance"):
+        if cfg.actions not in ("env", "pd"):
+            raise AdapterError(f"adapter: actions must be env or pd, got {cfg.actions!r}")
+        for key in ("encoder_lr_scale", "guidance", "residual_scale"):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
                 raise AdapterError(f"adapter: {key} must be a number >= 0, got {value!r}")
@@ -274,8 +281,17 @@ class MotionAdapter(gym.Wrapper):
         else:
             char, hz = _mujoco_character(base), 1.0 / float(base.dt)
         self.prior = MotionPrior(cfg.pretrained, char, hz, cfg.labels, cfg.mode, cfg.guidance)
+        env_id = env.spec.id if env.spec else type(base).__name__
+        self._pd = None
+        if cfg.actions == "pd":
+            if self._optiq:
+                raise AdapterError(f"adapter actions 'pd' are for MuJoCo envs that take torques; {env_id} sets its own "
+                                   "(env_kwargs.action_mode and control)")
+            self._pd = TorquePD(base, char, cfg.residual_scale)
+            self.action_space = gym.spaces.Box(-1.0, 1.0, (base.model.nu,), np.float32)
         if cfg.mode == "prior":
-            _check_prior_env(base, self._optiq, env.spec.id if env.spec else type(base).__name__)
+            _check_prior_env(base, self._optiq, env_id, self._pd is not None)
+        self._base = None if self._pd is None else base.model.qpos0.copy()  # the PD targets' base pose
         names = list(char.joint_names)
         perm = np.array([names.index(n) for n in self.prior.features.skeleton.names])
         self._order = None if np.array_equal(perm, np.arange(len(perm))) else perm  # the model's joint order
@@ -322,7 +338,10 @@ class MotionAdapter(gym.Wrapper):
             h[-1] = row
         if self.config.mode == "prior":
             base = self.env.unwrapped
-            base.set_action_base(self.prior.next_qpos(h, base.sim.data.qpos))
+            if self._pd is None:
+                base.set_action_base(self.prior.next_qpos(h, base.sim.data.qpos))
+            else:
+                self._base = self.prior.next_qpos(h, base.data.qpos)
         return {"obs": np.asarray(obs, dtype=np.float32), "history": h.copy()}
 
     def reset(self, **kwargs):
@@ -331,8 +350,41 @@ class MotionAdapter(gym.Wrapper):
         return self._observe(obs, True), info
 
     def step(self, action):
+        if self._pd is not None:
+            action = self._pd.ctrl(action, self._base)
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self._observe(obs, False), reward, terminated, truncated, info
+
+
+class TorquePD:
+    """PD targets for a MuJoCo env whose motors take torques (Humanoid-v5): an action ``[nu]`` in [-1, 1] turns the
+    base pose's joints by ``action x residual_scale`` radians (``control.ActionMap``, residual), and the RL package's
+    stable PD (``control.Controller``, ``spd``, with the control step as its time step, since the torque is held
+    over the env's substeps) gives the torques, sent as the env's actions (torque / gear, within its ctrl range).
+    The character's gains (``Character.kp``, ``kd``; for an MJCF without them: 2 x the torque limit and a tenth of
+    that)."""
+
+    def __init__(self, base, char, residual_scale: float = 0.5):
+        import copy
+
+        from .envs.control import ActionMap, Controller
+
+        self.base = base
+        model = copy.copy(base.model)  # the controller's own copy: its time step is the control step
+        model.opt.timestep = float(base.dt)
+        self.controller = Controller(char, model, "spd")
+        self.actions = ActionMap(char, base.model, "residual", residual_scale)
+        self.low, self.high = base.action_space.low.astype(np.float64), base.action_space.high.astype(np.float64)
+
+    def ctrl(self, action: np.ndarray, base_qpos: np.ndarray) -> np.ndarray:
+        """The env's action ``[nu]`` for policy action ``[nu]`` around ``base_qpos [nq]``, at the state now."""
+        import mujoco
+
+        d = self.base.data
+        mujoco.mj_forward(self.base.model, d)  # the mass matrix and bias forces at the state now
+        ctl = self.controller
+        ctl.set_target(self.actions.target(np.asarray(action, dtype=np.float64), base_qpos))
+        return np.clip(ctl.spd_torques(d) / ctl.gear, self.low, self.high)
 
 
 def _joint_order(ckpt, char, path) -> tuple[str, ...]:
@@ -373,11 +425,14 @@ def _mujoco_character(base):
     return load_mjcf(path)
 
 
-def _check_prior_env(base, optiq_env: bool, env_id: str) -> None:
-    """``prior`` needs residual PD targets: an optiq env with ``action_mode: residual`` and a PD controller."""
+def _check_prior_env(base, optiq_env: bool, env_id: str, pd: bool) -> None:
+    """``prior`` needs residual PD targets: an optiq env with ``action_mode: residual`` and a PD controller, or a
+    torque env with the adapter's ``actions: pd``."""
     if not optiq_env:
-        raise AdapterError(f"adapter mode 'prior' needs PD targets; {env_id} takes torques: use optiq/Track-v0 or "
-                           "optiq/Locomotion-v0 (with character=the same body) for the prior")
+        if not pd:
+            raise AdapterError(f"adapter mode 'prior' needs PD targets; {env_id} takes torques: set "
+                               "--adapter.actions pd (and the same for the conditions it is compared with)")
+        return
     cfg = base.config
     if getattr(cfg, "action_mode", "absolute") != "residual" or cfg.control == "torque":
         raise AdapterError(f"adapter mode 'prior' turns residual PD targets from the model's pose: {env_id} needs "
