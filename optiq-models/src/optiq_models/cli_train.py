@@ -58,7 +58,9 @@ def train_model(ctx: click.Context, config, data, out, arch, resume, max_minutes
 
 @click.command("model")
 @click.option("--model", "model", required=True, type=click.Path(dir_okay=False), help="Checkpoint (.pt).")
-@click.option("--data", required=True, metavar="PATH", help="Dataset (or motion files) to evaluate on.")
+@click.option("--data", "data", multiple=True, required=True, metavar="PATH",
+              help="Dataset (or motion files) to evaluate on; repeatable, as in optiq train model (several datasets "
+                   "are merged).")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["test", "val", "train", "all"]),
               help="Clips: a side of the split saved with the model, or all clips of --data.")
 @click.option("--horizon", default=60, show_default=True, type=click.IntRange(min=1), help="Rollout frames.")
@@ -84,7 +86,7 @@ def eval_model(model, data, split, horizon, stride, out, pred, steer, steer_from
 
     sets = [_labels(item.split(",")) for item in steer]
     origin = _labels([steer_from]) if steer_from else None
-    report = run(model, data, split=split, horizon=horizon, stride=stride, out=out, pred=pred,
+    report = run(model, list(data) if len(data) > 1 else data[0], split=split, horizon=horizon, stride=stride, out=out, pred=pred,
                  cache_dir=cache_dir, device=device, steer=sets, steer_from=origin, guidance=guidance)
     if report.get("kind") == "tokenizer":
         _echo_reconstruction(report)
