@@ -38,6 +38,17 @@ def motion_model(data_dir, tmp_path_factory):
     return out
 
 
+def test_the_adapters_are_registered():
+    from optiq.plugins import registry
+    from optiq_rl import adapters
+
+    reg = registry("adapter")
+    assert reg.load("motion-history") is adapters.MotionAdapter
+    assert reg.load("motion-encoder") is adapters.MotionExtractor
+    assert reg.load("motion-policy") is adapters.MotionPolicy
+    assert reg.load("torque-pd") is adapters.TorquePD
+
+
 def track(walk, model, mode="feature", **env):
     kwargs = {"reference": walk, "character": "deepmimic", "control": "implicit_pd", "rsi": False, **env}
     return make_env("optiq/Track-v0", kwargs, adapter={"pretrained": str(model), "mode": mode})

@@ -31,7 +31,11 @@ def test_listed_without_importing_mujoco():
         "deepmimic", "character", "optiq_rl.characters.deepmimic:builtin_deepmimic")
     assert {(a["name"], a["kind"], a["target"]) for a in adapters.values()} == {
         ("optiq/Track-v0", "env", "optiq_rl.envs.track:TrackEnv"),
-        ("optiq/Locomotion-v0", "env", "optiq_rl.envs.locomotion:LocomotionEnv")}
+        ("optiq/Locomotion-v0", "env", "optiq_rl.envs.locomotion:LocomotionEnv"),
+        ("motion-history", "observation", "optiq_rl.adapters:MotionAdapter"),
+        ("motion-encoder", "features_extractor", "optiq_rl.adapters:MotionExtractor"),
+        ("motion-policy", "policy", "optiq_rl.adapters:MotionPolicy"),
+        ("torque-pd", "action", "optiq_rl.adapters:TorquePD")}
     assert [c["name"] for c in rl["capabilities"]["commands"]] == ["rl", "train rl", "eval rl"]
     assert [(r["name"], r["target"]) for r in rl["capabilities"]["renderers"]] == [
         ("mujoco", "optiq_rl.render:render_policy")]

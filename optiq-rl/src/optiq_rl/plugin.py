@@ -17,6 +17,17 @@ def optiq_register_adapters(register):
                          "reward, early termination)")
     register("optiq/Locomotion-v0", "optiq_rl.envs.locomotion:LocomotionEnv", kind="env",
              description="Gymnasium env: reach a target velocity and heading (alive, energy, smoothness terms)")
+    # RL from a pretrained motion model (optiq train rl --pretrained, --adapter-mode scratch|feature|prior).
+    register("motion-history", "optiq_rl.adapters:MotionAdapter", kind="observation",
+             description="observation adapter: the character's own optiq.features rows (the motion model's "
+                         "input) beside the env's observation; prior mode: the model's next pose as PD base")
+    register("motion-encoder", "optiq_rl.adapters:MotionExtractor", kind="features_extractor",
+             description="SB3 features extractor: a motion model's encoder over the history, its normalisation "
+                         "fixed inside")
+    register("motion-policy", "optiq_rl.adapters:MotionPolicy", kind="policy",
+             description="SB3 multi-input actor-critic with the encoder in its own learning-rate group")
+    register("torque-pd", "optiq_rl.adapters:TorquePD", kind="action",
+             description="residual PD targets -> torques (SPD per control step) for MuJoCo envs that take torques")
 
 
 @optiq.hookimpl
