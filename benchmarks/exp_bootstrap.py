@@ -324,14 +324,20 @@ def report(argv: list[str], work: Path) -> None:
         rep = curves_report(results, task)
         if rep is not None:
             (RESULTS.parent / f"bootstrap_{task}_curves.json").write_text(json.dumps(rep, indent=1))
+            try:  # the figure optiq viz plots draws of it, as PNG (kaleido and Chromium)
+                from optiq_viz.plots import plot_errors, write_figure
+
+                write_figure(plot_errors(rep), RESULTS.parent / f"bootstrap_{task}_curves.png")
+            except Exception as exc:  # no Chromium: the JSON still holds every number
+                print(f"no PNG of the {task} curves: {exc}")
     (RESULTS.parent / "bootstrap_summary.json").write_text(json.dumps(numbers, indent=1))
     print("\n".join(lines))
     cmd = "OPTIQ_TEST_DATA=/work/shared/data .venv/bin/python benchmarks/exp_bootstrap.py " + " ".join(argv)
     write_section(ROOT / "docs" / "results.md", START, END,
                   "## optiq-rl: RL from a pretrained motion model (scratch vs feature vs prior)", cmd.strip(),
-                  [*lines, "Curves: `optiq viz plots --report benchmarks/results/bootstrap_track_curves.json --out "
-                   "curves.html` (and `_loco_`): mean over seeds of the running mean (5 rollouts) of the episode "
-                   "return, the band one standard deviation."])
+                  [*lines, "Curves: `benchmarks/results/bootstrap_track_curves.png` and `_loco_` (drawn by `optiq viz "
+                   "plots --report benchmarks/results/bootstrap_track_curves.json --out curves.html`): mean over "
+                   "seeds of the running mean (5 rollouts) of the episode return, the band one standard deviation."])
 
 
 def main(argv: list[str] | None = None) -> int:
