@@ -300,7 +300,7 @@ def test_data_cli_reads_plugin_formats_and_module_attr_loaders(data_dir, tmp_pat
     bad = run_optiq("data", "convert", "--in", str(mcsv), "--out", str(tmp_path / "x.h5"), "--loader", "transformer")
     assert bad.returncode == 2 and not (tmp_path / "x.h5").exists()
     assert bad.stderr.startswith("optiq: error: unknown loader 'transformer'; installed: amp_npy, asf_amc, bvh, "
-                                 "c3d, csvmotion, ") and bad.stderr.count("\n") == 1
+                                 "c3d, coco_keypoints, csvmotion, ") and bad.stderr.count("\n") == 1
 
 
 def test_module_attr_works_where_a_name_does(data_dir):
@@ -337,7 +337,7 @@ def test_unknown_names_list_the_known_ones_and_the_extra(optiq_plugins, tmp_path
     with pytest.raises(PluginError) as err:
         optiq.load(fbx)
     assert str(err.value) == f'{fbx}: no loader for .fbx; install "optiq[fbx]"'
-    with pytest.raises(PluginError, match=r"unknown loader 'trc'; installed: amp_npy, asf_amc, bvh, c3d, deepmimic, "):
+    with pytest.raises(PluginError, match=r"unknown loader 'trc'; installed: amp_npy, asf_amc, bvh, c3d, coco_keypoints, deepmimic, "):
         optiq.load(fbx, loader="trc")
 
 

@@ -203,3 +203,15 @@ def test_names_a_dataset_cannot_hold_are_refused_naming_the_json_file(small, tmp
     edit(d)
     with pytest.raises(ParseError, match=rf"bad\.json: {re.escape(message)}"):
         _load(tmp_path, json.dumps(d))
+
+
+def test_a_json_no_loader_recognises_gets_the_json_loaders_error(tmp_path):
+    """Two loaders claim .json (optiq motion, COCO keypoints); content neither recognises goes to the JSON motion
+    loader (registered fallback=True), whose error says what the file lacks, not 'choose a loader'."""
+    from optiq.io import loader_for
+
+    path = tmp_path / "other.json"
+    path.write_text('{"foo": 1}')
+    assert loader_for(path).name == "json"
+    with pytest.raises(OptiqError, match='expected an object with "format": "optiq-motion"'):
+        optiq.load_clip(path)

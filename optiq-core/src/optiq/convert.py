@@ -91,16 +91,19 @@ class ConvertResult:
 
 def expand_inputs(inputs: Sequence[str | os.PathLike], loader: str | None = None, *,
                   recursive: bool = False) -> list[Path]:
-    """Files named, files in named folders (those a loader reads, by suffix; subfolders too when ``recursive``)
+    """Files named, files in named folders (those a loader reads, by suffix; subfolders too when ``recursive``;
+    a folder that a loader reads as one recording is itself one input)
     and glob matches (judged like a folder's files: ``take_*`` passes over the ``take_*.json`` label files beside
     the motions), sorted within each input, each file once. A named FIFO, device or socket is refused."""
-    from .io import check_input_file
+    from .io import check_input_file, reads_folder
 
     suffixes = _readable_suffixes(loader)
     out: dict[Path, None] = {}
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if p.is_dir() and reads_folder(p, loader):
+            found = [p]  # one recording, one file per frame (OpenPose JSON): one input, not one per file
+        elif p.is_dir():
             candidates = p.rglob("*") if recursive else p.iterdir()
             found = sorted(f for f in candidates if _is_regular(f) and _is_motion_file(f, suffixes, loader))
             if not found:

@@ -28,6 +28,8 @@ def loader_for(path: str | os.PathLike, loader: str | None = None) -> Capability
     if loader:
         return reg.get(loader)
     path = Path(path)
+    if path.is_dir():
+        return folder_loader(path)
     suffix, matches = _match_suffix(path, lambda c: True)
     if not matches:
         extra = INSTALL_HINTS["loader"].get(suffix)
@@ -39,9 +41,38 @@ def loader_for(path: str | os.PathLike, loader: str | None = None) -> Capability
     sniffed = [c for c in matches if c.meta.get("sniff") and resolve_target(c.meta["sniff"])(path, head)]
     if len(sniffed) == 1:
         return sniffed[0]
+    # Content no loader recognises goes to the suffix's own loader (registered fallback=True: optiq's JSON motion
+    # loader for .json), whose error then says what the file lacks.
+    fallback = [c for c in matches if c.meta.get("fallback")]
+    if not sniffed and len(fallback) == 1:
+        return fallback[0]
     names = ", ".join(c.name for c in (sniffed or matches))
     raise PluginError(f"several loaders read {suffix} files ({names}) and the content does not decide; "
                       f"choose one with --loader", path)
+
+
+def folder_loader(path: Path, loader: str | None = None) -> Capability:
+    """The loader that reads the folder ``path`` as one recording (one file per frame, such as OpenPose JSON):
+    the one named when it registered ``folder=``, else the one whose ``folder`` predicate accepts it."""
+    if loader:
+        cap = _loaders().get(loader)
+        found = [cap] if cap.meta.get("folder") else []
+    else:
+        found = [c for c in _loaders() if c.meta.get("folder") and resolve_target(c.meta["folder"])(path)]
+    if len(found) != 1:
+        which = f" ({', '.join(c.name for c in found)})" if found else ""
+        raise OptiqError(f"is a folder, expected a file (no single loader{which} reads this folder as one "
+                         "recording)", path)
+    return found[0]
+
+
+def reads_folder(path: Path, loader: str | None = None) -> bool:
+    """Whether a loader reads the folder ``path`` as one input (see folder_loader)."""
+    try:
+        folder_loader(path, loader)
+    except OptiqError:
+        return False
+    return True
 
 
 def _match_suffix(path: Path, accept) -> tuple[str, list[Capability]]:

@@ -23,10 +23,16 @@ def optiq_register_loaders(register):
              description="[time, root_pos, root_rot, dof_pos, transition_flag] trajectories with a dof spec file")
     register("json", "optiq.loaders.json_motion:load_json", suffixes=(".json",),
              write="optiq.loaders.json_motion:write_json", sniff="optiq.loaders.json_motion:sniff_json",
-             description="optiq JSON motion format (docs/json-motion.md)")
+             fallback=True, description="optiq JSON motion format (docs/json-motion.md)")
     # output="points": this loader returns optiq.Points (markers), not Clips; convert writes a points dataset.
     register("c3d", "optiq.loaders.c3d:load_c3d", suffixes=(".c3d",), sniff="optiq.loaders.c3d:sniff_c3d",
              output="points", description="C3D marker trajectories (Points: markers, no skeleton)")
+    # folder=: a folder this predicate accepts is one recording (one JSON file per frame), read as one input.
+    register("openpose", "optiq.loaders.openpose:load_openpose", folder="optiq.loaders.openpose:is_openpose_folder",
+             output="points", description="OpenPose JSON folder, one file per frame (Points: 2D keypoints, one person)")
+    register("coco_keypoints", "optiq.loaders.coco_keypoints:load_coco_keypoints", suffixes=(".json",),
+             sniff="optiq.loaders.coco_keypoints:sniff_coco_keypoints", output="points",
+             description="COCO-17 keypoint JSON, results or annotations (Points: 2D keypoints, one person)")
 
 
 @hookimpl

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,10 +220,11 @@ def load_points(path: str | os.PathLike, loader: str | None = None, **options: A
     content. options: passed to the loader (``unit=``, ``up=`` for C3D); an option it does not take is an error.
     Returns 3D points in metres, Z up (2D points in pixels).
     """
-    from .io import check_input_file, check_loader_options, loader_for, loader_function
+    from .io import check_input_file, check_loader_options, folder_loader, loader_for, loader_function
 
-    path = check_input_file(path)
-    cap = loader_for(path, loader)
+    # A folder is one recording when a loader reads it so (OpenPose JSON: one file per frame).
+    path = Path(path)
+    cap = folder_loader(path, loader) if path.is_dir() else loader_for(check_input_file(path), loader)
     function = loader_function(cap, path)
     check_loader_options(cap, function, options, path)
     out = function(path, **options)

@@ -93,7 +93,9 @@ def convert_points(files: Sequence[Path], out: str | os.PathLike, fmt: Any, opti
                 except OptiqError as exc:
                     # Name the input file: a writer's error names the output, which is not what is wrong.
                     where = f" ({exc.where})" if exc.where else ""
-                    message = str(exc) if exc.path == str(path) else f"{path}: {exc.message}{where}"
+                    # A folder input (OpenPose JSON) keeps the error's frame file, which is inside it.
+                    own = exc.path == str(path) or (exc.path or "").startswith(os.path.join(path, ""))
+                    message = str(exc) if own else f"{path}: {exc.message}{where}"
                     if not skip_bad:
                         raise OptiqError(message) from None
                     skipped.append((path, message))

@@ -18,6 +18,10 @@ from optiq.cli.params import FPS, Degrees
 @click.option("--policy", type=click.Path(path_type=Path, dir_okay=False),
               help="Instead of --in: a policy file (optiq train rl) acting in its env, drawn by the renderer "
                    "registered for policies (optiq-rl's MuJoCo renderer).")
+@click.option("--keypoints", type=click.Path(path_type=Path),
+              help="Instead of --in: 2D keypoints (a points dataset, or a keypoint file) to draw over --on-video.")
+@click.option("--on-video", type=click.Path(path_type=Path, dir_okay=False),
+              help="With --keypoints: the video they were detected in; the output has its frames, rate and size.")
 @click.option("--env", "env_id", help="With --policy: run it in this env instead of its own.")
 @click.option("--episodes", default=1, show_default=True, type=click.IntRange(min=1),
               help="With --policy: episodes, one after the other.")
@@ -38,14 +42,16 @@ from optiq.cli.params import FPS, Degrees
 @click.option("--elevation", type=Degrees(-85.0, 85.0), default=20.0, show_default=True,
               help="Camera elevation in degrees, -85 to 85.")
 @click.pass_context
-def video_cmd(ctx: click.Context, source: Path | None, policy: Path | None, env_id: str | None, episodes: int,
-              steps: int | None, clip_names: tuple[str, ...], pred: Path | None, out: Path, fps: float | None,
-              size: str, camera: str, layout: str, azimuth: float | None, elevation: float) -> None:
+def video_cmd(ctx: click.Context, source: Path | None, policy: Path | None, keypoints: Path | None,
+              on_video: Path | None, env_id: str | None, episodes: int, steps: int | None,
+              clip_names: tuple[str, ...], pred: Path | None, out: Path, fps: float | None, size: str, camera: str,
+              layout: str, azimuth: float | None, elevation: float) -> None:
     """Write a frame-exact H.264 MP4 of clips: N frames at F fps give exactly N frames at F fps.
 
     Clips are drawn in blue, orange, green, ... in order; a prediction comes right after the first clip
     (orange). Several clips share one camera. With --policy instead of --in: the policy acting in its env, one
-    frame per control step at the control rate (the renderer registered for policies draws it).
+    frame per control step at the control rate (the renderer registered for policies draws it). With
+    --keypoints and --on-video: the keypoints drawn over the video's own frames, one output frame per video frame.
     """
     from optiq.atomic import check_output_path
 
@@ -53,9 +59,16 @@ def video_cmd(ctx: click.Context, source: Path | None, policy: Path | None, env_
     from .inputs import load_clips, load_prediction
     from .video import VIDEO_SUFFIXES, parse_size, render_video
 
+    quiet = (ctx.find_root().obj or {}).get("quiet", True)
+    if keypoints is not None or on_video is not None:
+        if keypoints is None or on_video is None or source is not None or policy is not None:
+            raise click.UsageError("--keypoints and --on-video go together, without --in or --policy")
+        video = _keypoints_video(keypoints, on_video, out, clip_names, progress=not quiet)
+        click.echo(f"wrote {video.path}: {video.frames} frames at {video.fps} fps ({float(video.fps):g}), "
+                   f"{video.width}x{video.height}; keypoints over {on_video.name}")
+        return
     if (source is None) == (policy is None):
         raise click.UsageError("give one of --in FILE or --policy POLICY")
-    quiet = (ctx.find_root().obj or {}).get("quiet", True)
     if policy is not None:
         video = _policy_video(policy, out, env_id, episodes, steps, parse_size(size), progress=not quiet)
         click.echo(f"wrote {video.path}: {video.frames} frames at {video.fps} fps ({float(video.fps):g}), "
@@ -73,6 +86,25 @@ def video_cmd(ctx: click.Context, source: Path | None, policy: Path | None, env_
     names = ", ".join(c.name for c in clips)
     click.echo(f"wrote {video.path}: {video.frames} frames at {video.fps} fps ({float(video.fps):g}), "
                f"{video.width}x{video.height}; {names}")
+
+
+def _keypoints_video(keypoints: Path, on_video: Path, out: Path, clip_names: tuple[str, ...], progress: bool):
+    """The keypoints of a points dataset (clip ``clip_names[0]``, default the first) or keypoint file over the
+    frames of ``on_video``."""
+    import optiq
+    from optiq.plugins import registry
+
+    from .overlay import render_keypoints_on_video
+
+    suffix = keypoints.suffix.lower()
+    if registry("format").find(lambda c: suffix in c.meta.get("suffixes", ())):
+        with optiq.open_dataset(keypoints) as ds:
+            if not hasattr(ds, "read_points"):
+                raise optiq.OptiqError("holds clips, not keypoints (a points dataset is expected)", keypoints)
+            points = ds.read_points(clip_names[0] if clip_names else 0)
+    else:
+        points = optiq.load_points(keypoints)[0]
+    return render_keypoints_on_video(points, on_video, out, progress=progress, inputs=[keypoints])
 
 
 def _policy_video(policy: Path, out: Path, env_id: str | None, episodes: int, steps: int | None,

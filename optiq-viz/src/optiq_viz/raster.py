@@ -84,10 +84,10 @@ class Canvas:
         p = self.pad
         return self.buffer[:, p:-p, p:-p]
 
-    def dots(self, points: np.ndarray, frame: np.ndarray, radius: float) -> None:
+    def dots(self, points: np.ndarray, frame: np.ndarray, radius: float, weight: np.ndarray | None = None) -> None:
         """Discs of ``radius`` pixels at ``points [N, 2]`` in batch frames ``frame [N]``; per pixel the
-        maximum coverage ``clip(radius + 0.5 - distance from its centre, 0, 1)`` is kept. Points off the
-        panel (or not finite) are dropped."""
+        maximum coverage ``clip(radius + 0.5 - distance from its centre, 0, 1)`` is kept, times ``weight [N]``
+        in [0, 1] when given (an opacity per point). Points off the panel (or not finite) are dropped."""
         if radius > self.max_radius:
             raise ValueError(f"radius {radius} is above the canvas's max_radius {self.max_radius}")
         _, h, w = self.shape
@@ -95,6 +95,8 @@ class Canvas:
         inside = ((points[:, 0] > -edge) & (points[:, 0] < w + edge)
                   & (points[:, 1] > -edge) & (points[:, 1] < h + edge))
         points, frame = points[inside], frame[inside]
+        if weight is not None:
+            weight = np.asarray(weight, dtype=np.float32)[inside]
         if len(points) == 0:
             return
         offsets, _ = _stencil(float(radius))
@@ -105,20 +107,25 @@ class Canvas:
         # float32 throughout: np.maximum.at takes its fast path only when values match the buffer's dtype.
         dist = np.hypot(off[None, :, 0] - frac[:, None, 0], off[None, :, 1] - frac[:, None, 1])
         cov = np.minimum(np.float32(radius + 0.5) - dist, np.float32(1.0))
+        if weight is not None:
+            cov = cov * weight[:, None]
         start = (frame.astype(np.int64) * bh + base[:, 1] + self.pad) * bw + base[:, 0] + self.pad
         flat = start[:, None] + (offsets[:, 1] * bw + offsets[:, 0])[None, :]
         ok = cov > 0
         np.maximum.at(self.buffer.reshape(-1), flat[ok], cov[ok])
 
-    def segments(self, p0: np.ndarray, p1: np.ndarray, frame: np.ndarray, radius: float) -> None:
+    def segments(self, p0: np.ndarray, p1: np.ndarray, frame: np.ndarray, radius: float,
+                 weight: np.ndarray | None = None) -> None:
         """Anti-aliased segments of half-width ``radius`` pixels from ``p0 [S, 2]`` to ``p1 [S, 2]`` in batch
-        frames ``frame [S]``. Segments are clipped to the panel first, so one running far outside costs only its
-        visible length; segments with a non-finite end are dropped."""
+        frames ``frame [S]``, with an opacity ``weight [S]`` in [0, 1] when given. Segments are clipped to the
+        panel first, so one running far outside costs only its visible length; segments with a non-finite end
+        are dropped."""
         _, h, w = self.shape
         finite = np.isfinite(p0).all(axis=1) & np.isfinite(p1).all(axis=1)
         c0, c1, keep = clip_segments(p0[finite], p1[finite], w, h, radius + 0.5)
-        points, frames = sample_segments(c0, c1, frame[finite][keep])
-        self.dots(points, frames, radius)
+        # Sampled with the segment index as "frame", so each sample finds its segment's frame and weight.
+        points, seg = sample_segments(c0, c1, np.flatnonzero(finite)[keep])
+        self.dots(points, frame[seg], radius, None if weight is None else np.asarray(weight)[seg])
 
     def composite(self, frames: np.ndarray, color: tuple[int, int, int]) -> None:
         """Blend ``color`` (RGB 0-255) over ``frames [B, H, W, 3]`` uint8 in place, with this canvas's coverage

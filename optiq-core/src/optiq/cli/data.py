@@ -154,18 +154,20 @@ def label_cmd(src, out, labels, patterns, frame_labels, auto) -> None:
 
 
 @data.command("info")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--loader", help="For a motion file: loader name or module:attr (default: by suffix and content).")
-def info_cmd(path, as_json, loader) -> None:
+@click.option("--option", "loader_options", multiple=True, metavar="KEY=VALUE",
+              help="For a motion file: loader option (repeatable), as for data convert (e.g. fps=60).")
+def info_cmd(path, as_json, loader, loader_options) -> None:
     """Clips, frames, fps, skeleton and labels of a dataset, or of a motion file (every clip it holds, such as
-    the animation stacks of an FBX file)."""
+    the animation stacks of an FBX file), or of a folder read as one recording (OpenPose JSON)."""
     from ..datasets import open_dataset
     from ..plugins import registry
 
     suffix = Path(path).suffix.lower()
-    if loader or not registry("format").find(lambda c: suffix in c.meta.get("suffixes", ())):
-        s = _motion_file_summary(path, loader)
+    if loader or loader_options or not registry("format").find(lambda c: suffix in c.meta.get("suffixes", ())):
+        s = _motion_file_summary(path, loader, _parse_loader_options(loader_options))
     else:
         with open_dataset(path) as ds:
             s = ds.summary()
@@ -204,20 +206,23 @@ def _echo_points(s: dict) -> None:
     """The point set lines of ``info``: names, dimension and unit, and how complete the trajectories are."""
     p = s["points"]
     click.echo(f"points: {p['num_points']} ({p['dim']}D, {p['unit']}): {', '.join(p['names'])}")
+    sizes = sorted({tuple(c["image_size"]) for c in s["clips"] if c.get("image_size")})
+    if sizes:  # 2D keypoints: the pixels of which picture
+        click.echo(f"image size: {', '.join(f'{w}x{h}' for w, h in sizes)} px (width x height)")
     worst = sorted(s["valid_by_point"].items(), key=lambda kv: kv[1])[:3]
     click.echo(f"present: {s['valid_fraction']:.1%} of point samples (missing: confidence 0, NaN position); "
                f"least present: {', '.join(f'{n} {v:.1%}' for n, v in worst)}")
 
 
-def _motion_file_summary(path: str, loader: str | None) -> dict:
+def _motion_file_summary(path: str, loader: str | None, options: dict[str, Any]) -> dict:
     """The ``info`` of a motion file, in the layout of ``Dataset.summary()`` (schema_version None)."""
     from ..datasets.base import summarize
     from ..io import load, loader_for
 
     cap = loader_for(path, loader)
     if cap.meta.get("output") == "points":
-        return _points_file_summary(path, loader, cap.name)
-    clips = load(path, loader)
+        return _points_file_summary(path, loader, cap.name, options)
+    clips = load(path, loader, **options)
     frame_labels = {k: str(v.dtype) for c in clips for k, v in c.frame_labels.items()}
     fields = ["root_translation", "rotations"]
     if any(c.local_translations is not None for c in clips):
@@ -225,15 +230,15 @@ def _motion_file_summary(path: str, loader: str | None) -> dict:
     return summarize(path, f"motion file (loader {cap.name})", None, clips[0].skeleton, clips, fields, frame_labels)
 
 
-def _points_file_summary(path: str, loader: str | None, name: str) -> dict:
-    """The ``info`` of a marker file (C3D), in the layout of ``PointsDataset.summary()``."""
+def _points_file_summary(path: str, loader: str | None, name: str, options: dict[str, Any]) -> dict:
+    """The ``info`` of a marker or keypoint file (C3D, OpenPose), in the layout of ``PointsDataset.summary()``."""
     from ..datasets.points import info_of, points_summary
     from ..points import load_points
 
-    takes = load_points(path, loader)
+    takes = load_points(path, loader, **options)
     first = takes[0]
     frame_labels = {k: str(v.dtype) for t in takes for k, v in t.frame_labels.items()}
-    return points_summary(path, f"marker file (loader {name})", None, first.names, first.dim, first.unit,
+    return points_summary(path, f"points file (loader {name})", None, first.names, first.dim, first.unit,
                           first.edges, [info_of(t) for t in takes], frame_labels)
 
 

@@ -38,7 +38,7 @@ def list_plugins(as_json: bool) -> None:
             click.echo(f"  {p['name']}: error: {p['error']}")
         for kind, caps in p["capabilities"].items():
             for c in caps:
-                extra = f" ({' '.join(c['suffixes'])})" if c.get("suffixes") else ""
+                extra = f" ({' '.join(c['suffixes'])})" if c.get("suffixes") else " (folder)" if c.get("folder") else ""
                 writes = " [write]" if c.get("write") else ""
                 clash = " [clash]" if (kind[:-1], c["name"]) in clashed else ""
                 click.echo(f"  {p['name']}: {kind[:-1]} {c['name']}{extra}{writes}{clash}")
