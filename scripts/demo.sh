@@ -108,6 +108,15 @@ if [ "$RL" = 1 ]; then
     optiq eval rl --policy "$OUT/walk_$MODE.zip" --episodes 5 --out "$OUT/walk_${MODE}_report.json"
   done
 fi
+# Video in (docs/video.md): OpenPose's 2D keypoints of the shared video as a points dataset (the subject followed
+# through every frame), then drawn over the video's own frames.
+KP_JSON="$DATA/keypoints2d/pose2sim_demo_cam01_openpose_body25b_json"
+KP_VIDEO="$DATA/video/pose2sim_demo_singleperson_cam01.mp4"
+if [ -d "$KP_JSON" ] && [ -f "$KP_VIDEO" ]; then
+  optiq data convert --in "$KP_JSON" --out "$OUT/keypoints2d.parquet" --option video="$KP_VIDEO"
+  optiq data info "$OUT/keypoints2d.parquet"
+  optiq --quiet viz video --keypoints "$OUT/keypoints2d.parquet" --on-video "$KP_VIDEO" --out "$OUT/keypoints2d.mp4"
+fi
 optiq plugins list
 set +x
 echo "demo: datasets written to $OUT"
@@ -117,6 +126,9 @@ echo "demo: FBX   $OUT/cmu_02_01.fbx"
 if [ -d "$BANDAI" ]; then
   echo "demo: model $OUT/walk_run_mlp.pt, errors $OUT/walk_run_errors.html, rollout $OUT/walk_run_rollout.mp4"
   echo "demo: tokens $OUT/walk_run_tokens.parquet (VQ-VAE $OUT/walk_run_vq.pt), reconstruction $OUT/walk_run_vq.mp4"
+fi
+if [ -d "$KP_JSON" ] && [ -f "$KP_VIDEO" ]; then
+  echo "demo: video keypoints $OUT/keypoints2d.parquet, drawn over the video $OUT/keypoints2d.mp4"
 fi
 if [ "$RL" = 1 ]; then
   echo "demo: RL    character $OUT/deepmimic.xml, retargeted walk $OUT/cmu_walk_on_deepmimic.parquet"
