@@ -22,6 +22,9 @@ SKELETON_STEPS = {"drop_tpose": "--drop-tpose", "velocities": "--compute-velocit
                   "joints": "--joints", "rename": "--rename",
                   # A Butterworth filter spreads every gap (NaN) over the whole trajectory; gaps are never filled.
                   "smooth": "--smooth"}
+# Options that change a length unit or axes -> the option the user typed: nothing to change for points whose
+# loader takes no ``unit`` (2D keypoints: image pixels, x right, y down), so they are refused for those.
+LENGTH_STEPS = {"unit": "--unit", "up": "--up", "scale": "--scale"}
 
 
 def points_inputs(files: Sequence[Path], loader: str | None) -> bool:
@@ -48,6 +51,27 @@ def refuse_skeleton_steps(options: Any, velocities: bool) -> None:
     for name, value in asked.items():
         if value:
             raise OptiqError(f"{SKELETON_STEPS[name]} does not apply to marker files (points have no skeleton)")
+
+
+def refuse_length_steps(files: Sequence[Path], options: Any) -> None:
+    """Raise OptiqError when ``--unit``, ``--up`` or ``--scale`` is asked for a file whose points loader takes
+    no ``unit`` option (OpenPose, COCO keypoints, video: pixels of the picture). Checked before any file is
+    read: reading a video runs a pose estimator over every frame."""
+    from .io import check_input_file, folder_loader, loader_for, loader_function, loader_options
+
+    asked = [flag for name, flag in LENGTH_STEPS.items() if getattr(options, name, None) not in (None, 1.0)]
+    if not asked:
+        return
+    for path in files:
+        try:
+            cap = (folder_loader(path, options.loader) if path.is_dir()
+                   else loader_for(check_input_file(path), options.loader))
+            accepted = loader_options(loader_function(cap, path))
+        except OptiqError:
+            continue  # reported when the file is read
+        if accepted is not None and "unit" not in accepted:
+            raise OptiqError(f"{asked[0]} does not apply to its points (loader {cap.name!r}): they are image "
+                             "pixels, with no length unit or up axis", path)
 
 
 def _takes(path: Path, options: Any) -> list[Points]:
@@ -77,6 +101,7 @@ def convert_points(files: Sequence[Path], out: str | os.PathLike, fmt: Any, opti
     from .datasets.points import points_writer_class
 
     refuse_skeleton_steps(options, velocities)
+    refuse_length_steps(files, options)
     writer_class = points_writer_class(fmt)
     out = Path(out)
     skipped: list[tuple[Path, str]] = []

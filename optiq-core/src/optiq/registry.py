@@ -11,7 +11,9 @@ from .errors import PluginError
 
 # Where a capability that is not installed usually comes from, for the install hint.
 INSTALL_HINTS: dict[str, dict[str, str]] = {
-    "loader": {"fbx": "fbx", ".fbx": "fbx"},
+    # Video containers: optiq-video's loader (2D keypoints by a pose estimator), kept out of the core install.
+    "loader": {"fbx": "fbx", ".fbx": "fbx", "video": "video",
+               **dict.fromkeys((".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"), "video")},
     "format": {},
     "model": {"mlp": "ml", "transformer": "ml", "unet": "ml", "vqvae": "ml"},
     "adapter": {},
