@@ -240,12 +240,14 @@ def table(results: list[dict]) -> tuple[list[str], dict]:
         scratch = [r for r in rows if r["condition"] == "scratch"]
         level = float(np.mean([final_return(r["curve"]) for r in scratch])) if scratch else float("nan")
         base = float(np.median([steps_to(r["curve"], level) for r in scratch])) if scratch else float("nan")
+        # The rise, not the plateau: steps to three quarters of scratch's final return.
+        base75 = float(np.median([steps_to(r["curve"], 0.75 * level) for r in scratch])) if scratch else float("nan")
         keys = ["success", "mpjpe_global_mm", "mpjpe_local_mm"] if task == "track" else ["velocity_error", "energy"]
         lines += [f"**{task}** ({rows[0]['env']}; {rows[0]['total_steps']:,} env steps per run; scratch's final "
                   f"return {level:.1f})", "",
                   "| condition | seeds | final return | env steps to scratch's final return | ratio to scratch | "
-                  "eval return | " + " | ".join(keys) + " | env steps/s | wall (min) |",
-                  "|---" * (8 + len(keys)) + "|"]
+                  "ratio at 75% of it | eval return | " + " | ".join(keys) + " | env steps/s | wall (min) |",
+                  "|---" * (9 + len(keys)) + "|"]
         for cond in CONDITIONS:
             rs = [r for r in rows if r["condition"] == cond]
             if not rs:
@@ -253,6 +255,8 @@ def table(results: list[dict]) -> tuple[list[str], dict]:
             fin = [final_return(r["curve"]) for r in rs]
             reach = [steps_to(r["curve"], level) for r in rs]
             med = float(np.median(reach))
+            med75 = float(np.median([steps_to(r["curve"], 0.75 * level) for r in rs]))
+            ratio75 = f"{med75 / base75:.2f}" if np.isfinite(med75) and np.isfinite(base75) and base75 > 0 else "-"
             ev = {k: [r["eval"].get(k, float("nan")) for r in rs] for k in ["return", *keys]}
             numbers[f"{task}/{cond}"] = {"seeds": len(rs), "final_return": fin, "steps_to_scratch_final": reach,
                                          "ratio": med / base if base and np.isfinite(base) else None,
@@ -260,7 +264,9 @@ def table(results: list[dict]) -> tuple[list[str], dict]:
             ratio = f"{med / base:.2f}" if np.isfinite(med) and np.isfinite(base) and base > 0 else "-"
             reach_txt = ", ".join("never" if not np.isfinite(v) else f"{v / 1e3:.0f}k" for v in reach)
             cells = [f"{np.mean(v):.3g} ± {np.std(v):.2g}" for v in ev.values()]
+            numbers[f"{task}/{cond}"]["ratio_75"] = med75 / base75 if base75 and np.isfinite(base75) else None
             lines.append(f"| {cond} | {len(rs)} | {np.mean(fin):.1f} ± {np.std(fin):.1f} | {reach_txt} | {ratio} | "
+                         f"{ratio75} | "
                          + " | ".join(cells) + f" | {np.mean([r['steps_per_s'] for r in rs]):.0f} | "
                          f"{np.mean([r['wall_s'] for r in rs]) / 60:.0f} |")
         lines.append("")
