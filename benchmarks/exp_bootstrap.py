@@ -18,9 +18,12 @@ encoder, frozen for the first ``--freeze`` steps, then at 0.1 x the learning rat
 as the base of the residual targets).
 
 The pretrained model (``--prepare``, once): an MLP next-state model (context 4 frames, 256 wide, 3 blocks: its
-encoder costs about 0.3 ms per call at batch 1, ``bench_adapters.py``) trained for ``--model-minutes`` on the
+encoder costs about 0.6 ms per call at batch 1, ``bench_adapters.py``) trained for ``--model-steps`` on the
 DeepMimic walk, run and jog and the Bandai-Namco locomotion takes (walk, walk-back/left/right, run, dash; CC BY-NC
-4.0, benchmarks only), all retargeted to the DeepMimic humanoid at 30 fps (the env's control rate).
+4.0, benchmarks only), all retargeted to the DeepMimic humanoid at 30 fps (the env's control rate). A step budget,
+not minutes, so that a lost model is made again the same. (The results of November 2026 used a model made under a
+15-minute budget, which stopped at 2,390 steps; it lives in ``--work``, and every run of the grid uses the same one:
+if it is lost, delete the results and run the grid again.)
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ def optiq_cli() -> str:
     return str(Path(sys.executable).with_name("optiq"))
 
 
-def prepare(work: Path, minutes: float) -> Path:
+def prepare(work: Path, steps: int) -> Path:
     """The pretrained model ``work/motion_dm.pt`` (made once): data retargeted to the DeepMimic humanoid, then an
-    MLP next-state model trained for ``minutes``."""
+    MLP next-state model trained for ``steps`` optimiser steps."""
     model = work / "motion_dm.pt"
     if model.is_file():
         return model
@@ -66,8 +69,7 @@ def prepare(work: Path, minutes: float) -> Path:
         [o, "-q", "rl", "retarget", "--in", str(work / "dm_loco.parquet"), "--character", "deepmimic", "--out",
          str(work / "dm_ref.parquet")],
         [o, "-q", "train", "model", "--config", "mlp", "--data", str(work / "dm_ref.parquet"), "--data",
-         str(work / "bandai_dm.parquet"), "--out", str(model), "--max_minutes", str(minutes), "--max_steps",
-         "200000", "--model.hidden", "256", "--model.layers", "3", "--model.context", "4", "--device", "cpu"],
+         str(work / "bandai_dm.parquet"), "--out", str(model), "--max_steps", str(steps), "--model.hidden", "256", "--model.layers", "3", "--model.context", "4", "--device", "cpu"],
     ]
     for cmd in steps:
         out = Path(cmd[cmd.index("--out") + 1])
@@ -357,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=600_000, help="env steps per run")
     ap.add_argument("--freeze", type=int, default=100_000, help="env steps with the encoder frozen")
     ap.add_argument("--episodes", type=int, default=10, help="evaluation episodes per run")
-    ap.add_argument("--model-minutes", type=float, default=15.0, help="training time of the pretrained model")
+    ap.add_argument("--model-steps", type=int, default=2400, help="training steps of the pretrained model")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (one process each)")
     ap.add_argument("--max-runs", type=int, default=0, help="stop after this many runs (0: the whole grid)")
     ap.add_argument("--one", nargs=3, metavar=("TASK", "CONDITION", "SEED"), help="(internal) one run")
@@ -378,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         ap.error(f"unknown task or condition {', '.join(bad)}; tasks: {', '.join(TASKS)}; conditions: "
                  f"{', '.join(CONDITIONS)}")
-    model = args.model or prepare(args.work, args.model_minutes)
+    model = args.model or prepare(args.work, args.model_steps)
     if args.prepare_only:
         print(model)
         return 0
