@@ -71,6 +71,22 @@ def test_resume_continues_the_step_count(humanoid_run, tmp_path):
     assert rows == [128, 256, 384]
 
 
+def test_resume_after_a_kill_drops_the_rows_past_the_checkpoint(humanoid_run, tmp_path):
+    """A run killed after its last checkpoint had logged rollouts the resumed run does again: the curve keeps the
+    rows up to the checkpoint, so its steps stay increasing."""
+    _, first = humanoid_run
+    out = tmp_path / "humanoid.zip"
+    (tmp_path / "humanoid.checkpoint.zip").write_bytes(first.with_name("humanoid.checkpoint.zip").read_bytes())
+    rows = first.with_name("humanoid.progress.jsonl").read_text().splitlines()
+    killed = [*rows, json.dumps({**json.loads(rows[-1]), "steps": 384})]  # logged, then killed before saving
+    (tmp_path / "humanoid.progress.jsonl").write_text("\n".join(killed) + "\n")
+    cfg = RLConfig().updated({"env": "Humanoid-v5", "total_steps": 384, "checkpoint_interval": 0, **TINY})
+    result = train(cfg, out, resume=True)
+    assert result.steps == 384
+    steps = [json.loads(x)["steps"] for x in (tmp_path / "humanoid.progress.jsonl").read_text().splitlines()]
+    assert steps == [128, 256, 384]
+
+
 def test_resume_without_anything_to_resume_fails(fails, tmp_path):
     out = tmp_path / "none.zip"
     fails(["train", "rl", "--env", "Humanoid-v5", "--total-steps", "64", "--out", str(out), "--resume"],

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 from optiq import config as config_errors
-from optiq.atomic import atomic_path, check_output_path
+from optiq.atomic import atomic_path, atomic_text, check_output_path
 from optiq.errors import OptiqError
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -570,7 +570,7 @@ def _train(cfg: RLConfig, out: Path, resume: bool, progress: bool, callbacks: Se
 
             model.set_logger(Logger(folder=None, output_formats=[]))
         done = int(model.num_timesteps)
-        log = _ProgressLog(beside(out, ".progress.jsonl"), append=start is not None)
+        log = _ProgressLog(beside(out, ".progress.jsonl"), append=start is not None, upto=done)
         tracker = _MLflow(cfg, out) if cfg.track else None
         from stable_baselines3.common.callbacks import CallbackList
 
@@ -629,11 +629,19 @@ def _tensorboard_dir(cfg: RLConfig, out: Path) -> str | None:
 class _ProgressLog(BaseCallback):
     """After every rollout: a ``progress.jsonl`` line (steps, return_mean, length_mean, episodes, steps_per_s)."""
 
-    def __init__(self, path: Path, append: bool):
+    def __init__(self, path: Path, append: bool, upto: int = 0):
         super().__init__()
         self.path, self.rows = path, []
         if not append and path.exists():
             path.unlink()
+        elif append and path.exists():
+            # A run killed after its last checkpoint logged rollouts that the resumed run does again: keep the
+            # rows up to the checkpoint's step count, so the curve's steps stay increasing.
+            lines = path.read_text(encoding="utf-8").splitlines()
+            kept = [x for x in lines if x.strip() and json.loads(x)["steps"] <= upto]
+            if len(kept) < len(lines):
+                with atomic_text(path, suffixes=(".jsonl",)) as fh:
+                    fh.write("".join(x + "\n" for x in kept))
         self._episodes: list[tuple[float, float]] = []
         self._t = time.perf_counter()
         self._steps0 = None
