@@ -107,12 +107,18 @@ def one_run(task: str, condition: str, seed: int, model: Path, steps: int, freez
     cfg = load_config(spec.pop("config"), spec)
     out = work / "runs" / name / "policy.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = out.parent / "policy.checkpoint.zip"
+    resumed = 0
+    if ckpt.exists():  # a run a session's end interrupted: on from its last checkpoint
+        from optiq_rl.train import read_meta
+
+        resumed = int(read_meta(ckpt)["steps"])
     t0 = time.perf_counter()
-    result = train(cfg, out, resume=(out.parent / "policy.checkpoint.zip").exists())
-    wall = time.perf_counter() - t0
+    result = train(cfg, out, resume=resumed > 0)
+    wall = time.perf_counter() - t0  # of this process only: a resumed run's earlier part is not counted
     report = evaluate(out, episodes=episodes, seed=1000)
     row = {"task": task, "condition": condition, "seed": seed, "env": cfg.env, "total_steps": result.steps,
-           "wall_s": wall, "steps_per_s": result.steps_per_second, "freeze_steps": freeze,
+           "wall_s": wall, "steps_per_s": result.steps_per_second, "freeze_steps": freeze, "resumed_from": resumed,
            "curve": [[r["steps"], r["return_mean"], r["length_mean"]] for r in _curve(out)],
            "eval": report["rl"]["policies"]["policy"], "eval_episodes": episodes,
            "model": str(model), "env_kwargs": cfg.env_kwargs, "algo_kwargs": cfg.algo_kwargs}
