@@ -192,7 +192,7 @@ class MotionPrior:
         self.rotation = spec.rotation
         self._qpos = QposWriter(char)
         self._torch = torch
-        # The model's joints -> the character's: row j of a prediction is character joint char_index[j].
+        # The model's joint order -> the character's: character joint i is joint _to_char[i] of a prediction.
         self._to_char = np.array([order.index(n) for n in char.joint_names])
         self._local = np.zeros((1, len(order), 4))
         self._local[..., 0] = 1.0
@@ -236,10 +236,6 @@ class MotionPrior:
         return {"arch": c.arch, "feature_dim": int(c.feature_dim), "vocab": c.vocab.to_dict(),
                 "model_config": dict(c.model_config), "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "labels": dict(self.label_index), "frame_labels": list(self.frame_labels)}
-
-    def encoder_state(self) -> dict[str, Any]:
-        """The encoder's pretrained weights (``encoder.*`` of the checkpoint, prefix removed)."""
-        return {k[len("encoder."):]: v for k, v in self.ckpt.state_dict.items() if k.startswith("encoder.")}
 
 
 def _decode(r: np.ndarray, rotation: str) -> np.ndarray:
@@ -574,6 +570,7 @@ def load_encoder(model, cfg: AdapterConfig) -> None:
     from optiq_models.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(cfg.pretrained)
+    # The model's encoder weights: its state_dict's ``encoder.*`` entries, the prefix removed.
     state = {k[len("encoder."):]: v for k, v in ckpt.state_dict.items() if k.startswith("encoder.")}
     if not state:
         raise AdapterError("the checkpoint has no encoder weights (encoder.*)", cfg.pretrained)
