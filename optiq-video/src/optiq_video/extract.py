@@ -8,7 +8,6 @@ the frame rate is the video's and each decoded frame is one keypoint frame. The 
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -54,28 +53,14 @@ def load_video(path: str | os.PathLike, *, border: float = 1.0, python: str | No
 
 
 def probe(path: Path) -> tuple[float, tuple[int, int]]:
-    """``(fps, (width, height))`` of the video ``path``: imageio-ffmpeg's metadata, as
-    optiq.loaders.keypoints2d.video_meta reads it (size after rotation), without video_meta's frame count, which
-    decodes the whole video a second time (about a tenth of the extraction's time); the frame count here is
-    the frames decoded, each once (decode_command)."""
-    import imageio_ffmpeg
+    """``(fps, (width, height))`` of the video ``path`` (optiq.loaders.keypoints2d.open_video: size after rotation),
+    without video_meta's frame count, which decodes the whole video a second time (about a tenth of the
+    extraction's time); the frame count here is the frames decoded, each once (decode_command)."""
+    from optiq.loaders.keypoints2d import open_video
 
-    log = logging.getLogger("imageio_ffmpeg")
-    level = log.level
-    log.setLevel(logging.ERROR)  # its "frame size differs" warning is the rotation being applied: wanted here
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        reader.close()
-    except (OSError, RuntimeError, StopIteration, IndexError, AttributeError) as exc:
-        # imageio-ffmpeg raises with ffmpeg's whole log, or fails parsing a log without a video stream.
-        raise ParseError(f"ffmpeg cannot read {path} as a video ({type(exc).__name__})", path) from None
-    finally:
-        log.setLevel(level)
-    fps = float(meta.get("fps") or 0)
-    if not np.isfinite(fps) or fps <= 0:
-        raise ParseError(f"the video {path} states no frame rate", path)
-    return fps, (int(meta["size"][0]), int(meta["size"][1]))
+    fps, size, reader = open_video(path)
+    reader.close()
+    return fps, size
 
 
 def decode_command(path: str | os.PathLike) -> list[str]:

@@ -9,7 +9,6 @@ and edge is drawn with its confidence as opacity (an edge: the lower of its two 
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from optiq import OptiqError, Points
 from optiq.atomic import atomic_path, check_output_path
-from optiq.errors import ParseError
 
 from . import raster
 from .video import PALETTE, VIDEO_SUFFIXES, Video, encode, exact_fps
@@ -30,20 +28,12 @@ BATCH_FRAMES = 8
 
 
 def read_video(path: str | os.PathLike) -> tuple[dict, Iterator[bytes]]:
-    """imageio-ffmpeg's metadata (``fps``, ``size`` = (width, height) after rotation) and the RGB24 frames."""
-    import imageio_ffmpeg
+    """The video's ``fps`` and ``size`` = (width, height) after rotation, and its RGB24 frames
+    (optiq.loaders.keypoints2d.open_video)."""
+    from optiq.loaders.keypoints2d import open_video
 
-    log = logging.getLogger("imageio_ffmpeg")
-    level = log.level
-    log.setLevel(logging.ERROR)  # its "frame size differs" warning is the rotation being applied: wanted here
-    try:
-        frames = imageio_ffmpeg.read_frames(str(path))
-        meta = next(frames)
-    except (OSError, RuntimeError, StopIteration, IndexError, AttributeError) as exc:
-        raise ParseError(f"ffmpeg cannot read it as a video ({type(exc).__name__})", path) from None
-    finally:
-        log.setLevel(level)
-    return meta, frames
+    fps, size, frames = open_video(path)
+    return {"fps": fps, "size": size}, frames
 
 
 def draw_keypoints(frames: np.ndarray, positions: np.ndarray, confidence: np.ndarray, edges: np.ndarray) -> None:

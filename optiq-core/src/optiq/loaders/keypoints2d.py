@@ -28,12 +28,11 @@ MIN_IOU = 0.1
 FRAGMENT_MARGIN = 0.1
 
 
-def video_meta(video: str | Path) -> tuple[float, tuple[int, int], int]:
-    """``(fps, (width, height), frames)`` of a video file, read with imageio-ffmpeg's ffmpeg.
-
-    The size is that of the frames ffmpeg decodes, after the rotation metadata of phone videos is applied
-    (ffmpeg rotates by default), so it is the size of the picture the keypoints were detected in.
-    """
+def open_video(video: str | Path) -> tuple[float, tuple[int, int], Any]:
+    """``(fps, (width, height), frames)``: imageio-ffmpeg's reader of a video file, its frame rate and the size of the
+    frames ffmpeg decodes (after the rotation metadata of phone videos is applied: ffmpeg rotates by default, so it is
+    the size of the picture the keypoints were detected in), and the generator of its RGB24 frames (bytes; close it).
+    A file ffmpeg cannot read, or one without a frame rate, is one ParseError line."""
     import imageio_ffmpeg
 
     video = Path(video)
@@ -47,8 +46,6 @@ def video_meta(video: str | Path) -> tuple[float, tuple[int, int], int]:
     try:
         reader = imageio_ffmpeg.read_frames(str(video))
         meta = next(reader)
-        reader.close()
-        frames, _ = imageio_ffmpeg.count_frames_and_secs(str(video))
     except (OSError, RuntimeError, StopIteration, IndexError, AttributeError) as exc:
         # imageio-ffmpeg raises OSError/RuntimeError with ffmpeg's whole log, or fails parsing a log without a
         # video stream: one line is what the user needs.
@@ -57,9 +54,20 @@ def video_meta(video: str | Path) -> tuple[float, tuple[int, int], int]:
         log.setLevel(level)
     fps = float(meta.get("fps") or 0)
     if not np.isfinite(fps) or fps <= 0:
+        reader.close()
         raise ParseError(f"the video {video} states no frame rate", video)
-    width, height = (int(v) for v in meta["size"])
-    return fps, (width, height), int(frames)
+    return fps, (int(meta["size"][0]), int(meta["size"][1])), reader
+
+
+def video_meta(video: str | Path) -> tuple[float, tuple[int, int], int]:
+    """``(fps, (width, height), frames)`` of a video file (``open_video``'s rate and size, and the frame count,
+    which decodes the whole video once more)."""
+    import imageio_ffmpeg
+
+    fps, size, reader = open_video(video)
+    reader.close()
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(video))
+    return fps, size, int(frames)
 
 
 def parse_image_size(value: Any, path: Path) -> tuple[int, int] | None:
