@@ -11,14 +11,13 @@ Run: ``python benchmarks/bench_video.py [--quick]`` (data from OPTIQ_TEST_DATA, 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import data_root
+from common import bench_main, data_root
 
 FILE = "bvh/cmu_02_01_bvhtodeepmimic.bvh"
 SIZE = (640, 480)
@@ -90,12 +89,7 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="60 frames, one repeat")
-    args = parser.parse_args(argv)
-    for r in run(quick=args.quick):
-        print(f"{r['name']:<64} {r['value']:>8} {r['unit']:<9} x{r['ratio']} vs {r['vs']}")
-    return 0
+    return bench_main(run, __doc__.splitlines()[0], "60 frames, one repeat", argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Run: ``python benchmarks/bench_video_keypoints.py [--quick]`` (data from OPTIQ_T
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import data_root
+from common import bench_main, data_root
 
 FILE = "video/pose2sim_demo_singleperson_cam01.mp4"
 QUICK_FRAMES = 30
@@ -101,12 +100,7 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"the first {QUICK_FRAMES} frames, one run")
-    args = parser.parse_args(argv)
-    for r in run(quick=args.quick):
-        print(f"{r['name']:<64} {r['value']:>8} {r['unit']:<9} x{r['ratio']} vs {r['vs']}")
-    return 0
+    return bench_main(run, __doc__.splitlines()[0], f"the first {QUICK_FRAMES} frames, one run", argv)
 
 
 if __name__ == "__main__":

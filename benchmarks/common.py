@@ -65,3 +65,16 @@ def finish_experiment(script: str, argv: list[str], lines: list[str], results: l
     print("\n".join(lines))
     json_path.write_text(json.dumps(results, indent=1))
     write_results(lines, command.strip(), results_md)
+
+
+def bench_main(run: Callable[..., list[dict]], description: str, quick_help: str, argv: list[str] | None = None) -> int:
+    """A bench script's command line: ``--quick``, then one line per row of ``run(quick=...)`` (name, value, unit,
+    ratio to the peer)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args(argv)
+    for r in run(quick=args.quick):
+        print(f"{r['name']:<64} {r['value']:>8} {r['unit']:<9} x{r['ratio']} vs {r['vs']}")
+    return 0

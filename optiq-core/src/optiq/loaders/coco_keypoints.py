@@ -8,7 +8,6 @@ keypoint is a visibility flag v: 0 not labelled, 1 labelled but hidden, 2 visibl
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from ..errors import ParseError
 from ..keypoints import LAYOUTS
 from ..points import Points
-from .keypoints2d import drop_border, follow_subject, timing
+from .keypoints2d import drop_border, follow_subject, read_json, timing
 
 
 def sniff_coco_keypoints(path: Path, head: bytes) -> bool:
@@ -89,14 +88,7 @@ def load_coco_keypoints(path: str | Path, *, person: int = 0, fps: float | None 
 
 
 def _read(path: Path):
-    try:
-        return json.loads(path.read_bytes())
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror}", path) from None
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"not JSON: {exc.msg}", path, f"line {exc.lineno} column {exc.colno}") from None
-    except UnicodeDecodeError as exc:
-        raise ParseError("not UTF-8 text; expected COCO keypoint JSON", path, f"byte {exc.start}") from None
+    return read_json(path, "COCO keypoint JSON")
 
 
 def _image_ids(records: list, where: str, path: Path, key: str = "image_id") -> np.ndarray:

@@ -28,6 +28,21 @@ MIN_IOU = 0.1
 FRAGMENT_MARGIN = 0.1
 
 
+def read_json(path: Path, what: str) -> Any:
+    """The JSON document of ``path``; a file that cannot be read, is not JSON or not UTF-8 is one ParseError line
+    naming the place and ``what`` was expected (``"OpenPose JSON"``)."""
+    import json
+
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as exc:
+        raise ParseError(f"cannot read file: {exc.strerror}", path) from None
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"not JSON: {exc.msg}", path, f"line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"not UTF-8 text; expected {what}", path, f"byte {exc.start}") from None
+
+
 def open_video(video: str | Path) -> tuple[float, tuple[int, int], Any]:
     """``(fps, (width, height), frames)``: imageio-ffmpeg's reader of a video file, its frame rate and the size of the
     frames ffmpeg decodes (after the rotation metadata of phone videos is applied: ffmpeg rotates by default, so it is

@@ -6,7 +6,6 @@ registers ``folder=``, see optiq.io.loader_for), not as one input per frame.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 from ..errors import OptiqError, ParseError
 from ..keypoints import LAYOUTS, Layout, get_layout, layouts_with
 from ..points import Points
-from .keypoints2d import drop_border, follow_subject, timing
+from .keypoints2d import drop_border, follow_subject, read_json, timing
 
 # The frame number OpenPose puts at the end of each file name: video_000000000012_keypoints.json, cam01.0012.json.
 FRAME_NUMBER = re.compile(r"(\d+)(?:_keypoints)?$")
@@ -102,14 +101,7 @@ def frame_files(path: Path) -> list[Path]:
 
 def _read_frame(path: Path) -> np.ndarray:
     """``[P, K, 3]`` (x, y, confidence) of every person in one OpenPose JSON file."""
-    try:
-        doc = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror}", path) from None
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"not JSON: {exc.msg}", path, f"line {exc.lineno} column {exc.colno}") from None
-    except UnicodeDecodeError as exc:
-        raise ParseError("not UTF-8 text; expected OpenPose JSON", path, f"byte {exc.start}") from None
+    doc = read_json(path, "OpenPose JSON")
     people = doc.get("people") if isinstance(doc, dict) else None
     if not isinstance(people, list):
         raise ParseError('expected a JSON object with a "people" list (OpenPose --write_json)', path)
