@@ -14,3 +14,13 @@ def optiq_register_loaders(register):
     register("video", "optiq_video.extract:load_video", suffixes=(".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"),
              output="points",
              description="video -> COCO-17 2D keypoints of one person (MediaPipe Pose 0.10.14, Points in pixels)")
+
+
+@optiq.hookimpl
+def optiq_register_commands(cli):
+    # "data" is core's own group (not one of the shared train/eval groups): add to it when it is there.
+    from optiq_video.cli import lift_command
+
+    group = cli.commands.get("data")
+    if group is not None:
+        group.add_command(lift_command)
