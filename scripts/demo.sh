@@ -116,6 +116,12 @@ if [ -d "$KP_JSON" ] && [ -f "$KP_VIDEO" ]; then
   optiq data convert --in "$KP_JSON" --out "$OUT/keypoints2d.parquet" --option video="$KP_VIDEO"
   optiq data info "$OUT/keypoints2d.parquet"
   optiq --quiet viz video --keypoints "$OUT/keypoints2d.parquet" --on-video "$KP_VIDEO" --out "$OUT/keypoints2d.mp4"
+  # ... and lifted to 3D on the DeepMimic humanoid's skeleton (docs/video.md: one view, weak perspective), drawn.
+  if python -c "import optiq_video" 2>/dev/null && [ -f "$DATA/deepmimic/humanoid3d_character.txt" ]; then
+    optiq data lift --in "$OUT/keypoints2d.parquet" --skeleton "$DATA/deepmimic/humanoid3d_character.txt" \
+      --out "$OUT/keypoints2d_lifted.parquet"
+    optiq viz plotly --dataset "$OUT/keypoints2d_lifted.parquet" --out "$OUT/keypoints2d_lifted.html"
+  fi
 fi
 optiq plugins list
 set +x
@@ -129,6 +135,7 @@ if [ -d "$BANDAI" ]; then
 fi
 if [ -d "$KP_JSON" ] && [ -f "$KP_VIDEO" ]; then
   echo "demo: video keypoints $OUT/keypoints2d.parquet, drawn over the video $OUT/keypoints2d.mp4"
+  echo "demo: video lifted to 3D $OUT/keypoints2d_lifted.parquet, drawn $OUT/keypoints2d_lifted.html"
 fi
 if [ "$RL" = 1 ]; then
   echo "demo: RL    character $OUT/deepmimic.xml, retargeted walk $OUT/cmu_walk_on_deepmimic.parquet"
