@@ -547,20 +547,11 @@ def policy_setup(cfg: AdapterConfig, env_id: str, env_kwargs: Mapping[str, Any])
 
     env = make_env(env_id, env_kwargs, adapter=cfg.to_json())
     try:
-        prior = env.prior if isinstance(env, MotionAdapter) else _find_adapter(env).prior
-        kwargs = prior.extractor_kwargs()
+        kwargs = env.prior.extractor_kwargs()  # make_env's outermost wrapper is the MotionAdapter
     finally:
         env.close()
     return {"features_extractor_class": MotionExtractor, "features_extractor_kwargs": kwargs,
             "encoder_lr_scale": float(cfg.encoder_lr_scale)}
-
-
-def _find_adapter(env) -> MotionAdapter:
-    while not isinstance(env, MotionAdapter):
-        if not hasattr(env, "env"):
-            raise AdapterError("the env has no MotionAdapter")
-        env = env.env
-    return env
 
 
 def load_encoder(model, cfg: AdapterConfig) -> None:
