@@ -21,11 +21,18 @@ import click
 @click.option("--clip", "clip_name", help="The keypoints' clip in a points dataset (default: the first).")
 @click.option("--height", type=click.FloatRange(min=0.3, max=3.0),
               help="The person's height in metres: the skeleton is scaled to it (default: its own size).")
+@click.option("--pose", type=click.Choice(["mean", "rest"]), default="mean", show_default=True,
+              help="The pose the fit starts from and is pulled towards: the --skeleton dataset's mean pose, or the "
+                   "skeleton's rest pose (a character file has only its rest pose).")
 @click.option("--smooth", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="Weight of the joints' acceleration against the reprojection error.")
+@click.option("--limits", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Weight of the knees' and elbows' hinge and flexion range (0: no limits).")
+@click.option("--feet", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="Weight of the speed of an ankle where its keypoint stands still on the ground (0: free).")
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
 def lift_command(source: Path, skeleton_spec: str, out: Path, clip_name: str | None, height: float | None,
-                 smooth: float, quiet: bool) -> None:
+                 pose: str, smooth: float, limits: float, feet: float, quiet: bool) -> None:
     """Fit a skeleton of known bone lengths to COCO-17 2D keypoints (weak-perspective camera, one view) and
     write the 3D clip. Prints the frames/s of the fit and the mean reprojection error."""
     import time
@@ -38,10 +45,11 @@ def lift_command(source: Path, skeleton_spec: str, out: Path, clip_name: str | N
 
     check_output_path(out, inputs=[source])
     points = _read_points(source, clip_name)
-    skeleton = read_skeleton(skeleton_spec)
+    skeleton, reference = read_skeleton(skeleton_spec, pose=pose)
     start = time.perf_counter()
     try:
-        result = lift(points, skeleton, height=height, smooth=smooth)
+        result = lift(points, skeleton, reference=reference, height=height, smooth=smooth, limits=limits,
+                      feet=feet)
     except optiq.SkeletonMismatchError as exc:
         # The lifting knows only arrays: name the file that did not fit.
         raise optiq.SkeletonMismatchError(exc.message, exc.path or skeleton_spec, exc.where) from None
@@ -52,7 +60,8 @@ def lift_command(source: Path, skeleton_spec: str, out: Path, clip_name: str | N
     if not quiet:
         err = result.reprojection_error
         click.echo(f"wrote {out}: {points.num_frames} frames, {skeleton.num_joints} joints, "
-                   f"{len(result.joints)} keypoints matched; reprojection error mean {np.nanmean(err):.1f} px, "
+                   f"{len(result.joints)} keypoints matched, {result.still_frames} still-foot frames; "
+                   f"reprojection error mean {np.nanmean(err):.1f} px, "
                    f"max {np.nanmax(err):.1f} px; camera {result.scale:.1f} px/m; "
                    f"{points.num_frames / seconds:.1f} frames/s")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -83,23 +84,33 @@ def deepmimic_skeleton(path: str | os.PathLike) -> Skeleton:
     return Skeleton(tuple(names), parents, offsets).transformed(Y_UP_TO_Z_UP, 1.0)
 
 
-def rest_height(skeleton: Skeleton) -> float:
-    """Vertical extent (metres) of the skeleton's joints in its rest pose."""
-    clip = Clip(skeleton, 30.0, np.zeros((1, 3)), quat.identity((1, skeleton.num_joints)))
-    z = clip.world_positions()[0, :, 2]
-    return float(z.max() - z.min())
+def reference_pose(clips: list[Clip]) -> np.ndarray:
+    """The mean pose of ``clips`` (one skeleton): ``[J, 4]`` wxyz local rotations, each joint's quaternions over all
+    frames averaged (the principal eigenvector of their outer products, which ignores their signs). The fit's
+    starting pose and prior for a skeleton whose rest pose is not a standing one (Bandai-Namco's bones all point
+    along their parents' Y axis at rest)."""
+    q = np.concatenate([c.rotations for c in clips], axis=0)                  # [T, J, 4]
+    outer = np.einsum("tja,tjb->jab", q, q)
+    return np.ascontiguousarray(np.linalg.eigh(outer)[1][..., -1])
 
 
 @dataclass
 class LiftResult:
     """clip: the fitted motion (``frame_labels["reprojection_error"]`` [T] px). scale: the camera's px per metre.
     reprojection_error: ``[T]`` confidence-weighted mean distance (px) between the seen keypoints and the fitted
-    joints' projections; NaN in frames with no keypoint. joints: ``{coco point: joint index}`` used."""
+    joints' projections; NaN in frames with no keypoint. joints: ``{coco point: joint index}`` used. still:
+    ``[N, 2]`` (frame t, joint index) of each ankle found standing still from frame t to t + 1 (``still_feet``)."""
 
     clip: Clip
     scale: float
     reprojection_error: np.ndarray
     joints: dict[str, int]
+    still: np.ndarray
+
+    @property
+    def still_frames(self) -> int:
+        """How many (frame, ankle) pairs the fit held still."""
+        return len(self.still)
 
 
 @dataclass
@@ -116,38 +127,50 @@ class _Problem:
     weight: np.ndarray       # [T, K] sqrt(confidence)
     centre: np.ndarray       # [2] px
     s0: float                # px/m, the camera's scale (from the torso, fixed)
+    ref_local: np.ndarray    # [J, 3, 3] the reference pose's local rotations: the unknowns turn joints from it
+    ref_base: np.ndarray     # [3, 3] the base's world rotation in the reference pose
     smooth: float
     prior: float
+    hinge: np.ndarray        # [H] positions in ``free`` of the knees and elbows (hinges with a flexion range)
+    axis: np.ndarray         # [H, 3] each hinge's flexion axis in its reference local frame, unit
+    flex_ref: np.ndarray     # [H] radians, each hinge's flexion in the reference pose
+    limits: float            # weight of the hinges' limits
+    contact: np.ndarray      # [N, 2] (frame t, point k): point k (an ankle) still from frame t to t+1
+    feet: float              # weight of the still feet's 3D speed
 
     @property
     def per_frame(self) -> int:
         return 5 + 3 * len(self.free)
 
     def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """Flat unknowns -> base rotvec [T,3], base X-Z [T,2] m, joint rotvecs [T,F,3], scale px/m."""
+        """Flat unknowns ``[..., T * per_frame]`` -> base rotvec ``[..., T, 3]``, base X-Z ``[..., T, 2]`` m, joint
+        rotvecs ``[..., T, F, 3]``, scale px/m. Leading axes are a batch of candidate solutions."""
         t = self.obs.shape[0]
-        frames = x.reshape(t, self.per_frame)
-        return frames[:, :3], frames[:, 3:5], frames[:, 5:].reshape(t, -1, 3), self.s0
+        frames = x.reshape(*x.shape[:-1], t, self.per_frame)
+        return (frames[..., :3], frames[..., 3:5], frames[..., 5:].reshape(*x.shape[:-1], t, -1, 3), self.s0)
 
     def positions(self, x: np.ndarray) -> np.ndarray:
-        """World positions ``[T, K, 3]`` metres of the used joints."""
+        """World positions ``[..., T, K, 3]`` metres of the used joints for unknowns ``[..., T * per_frame]``."""
         root_rv, root_xz, rv, _ = self.unpack(x)
-        t, nj = root_rv.shape[0], self.skeleton.num_joints
-        # Rotation matrices rather than quaternions: one matmul per joint on [T, 3, 3] is the cheapest step of
-        # the forward kinematics, which the finite differences run a few hundred times per iteration.
-        local = np.empty((t, nj, 3, 3))
-        local[:] = np.eye(3)
-        local[:, self.free] = _rotvec_matrix(rv)
-        rot = np.empty_like(local)
-        pos = np.zeros((t, nj, 3))
-        rot[:, self.base] = _rotvec_matrix(root_rv)
-        pos[:, self.base, 0], pos[:, self.base, 2] = root_xz[:, 0], root_xz[:, 1]
+        lead, nj = root_rv.shape[:-1], self.skeleton.num_joints
+        # Rotation matrices rather than quaternions: one matmul per joint on [..., T, 3, 3] is the cheapest step
+        # of the forward kinematics, which the finite differences run a hundred times per iteration (batched).
+        # Only the base and the joints below it on the way to the used joints (``chain``), in slots 0 .. C.
+        slot = np.zeros(nj, np.int64)
+        slot[self.base], slot[self.chain] = 0, np.arange(1, len(self.chain) + 1)
+        turned = _rotvec_matrix(rv)                                         # [..., T, F, 3, 3]
+        where = {int(j): i for i, j in enumerate(self.free)}
+        rot = np.empty((*lead, len(self.chain) + 1, 3, 3))
+        pos = np.zeros((*lead, len(self.chain) + 1, 3))
+        rot[..., 0, :, :] = _rotvec_matrix(root_rv) @ self.ref_base
+        pos[..., 0, 0], pos[..., 0, 2] = root_xz[..., 0], root_xz[..., 1]
         parents, offsets = self.skeleton.parents, self.skeleton.offsets
         for j in self.chain:
-            p = parents[j]
-            rot[:, j] = rot[:, p] @ local[:, j]
-            pos[:, j] = pos[:, p] + rot[:, p] @ offsets[j]
-        return pos[:, self.target]
+            p, s = slot[parents[j]], slot[j]
+            local = self.ref_local[j] @ turned[..., where[j], :, :] if j in where else self.ref_local[j]
+            rot[..., s, :, :] = rot[..., p, :, :] @ local
+            pos[..., s, :] = pos[..., p, :] + rot[..., p, :, :] @ offsets[j]
+        return pos[..., slot[self.target], :]
 
     def project(self, pos: np.ndarray, scale: float) -> np.ndarray:
         """Pixels ``[..., 2]`` of world points ``[..., 3]`` metres under the weak-perspective camera."""
@@ -155,40 +178,130 @@ class _Problem:
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         """All residuals, px: reprojection ``[T, K, 2]``, acceleration ``[T-2, K, 3]``, rest-pose pull
-        ``[T, F, 3]``, flattened in that order (the rows of ``sparsity``)."""
+        ``[T, F, 3]``, hinge limits ``[T, H, 4]``, still feet ``[N, 3]``, flattened in that order (the rows of
+        ``sparsity``), for unknowns ``[..., T * per_frame]``: ``[..., rows]``."""
         pos = self.positions(x)
         _, _, rv, scale = self.unpack(x)
+        lead = x.shape[:-1]
         reproj = (self.project(pos, scale) - self.obs) * self.weight[..., None]
-        accel = (pos[2:] - 2 * pos[1:-1] + pos[:-2]) * (self.smooth * self.s0)
-        return np.concatenate([reproj.ravel(), accel.ravel(), (rv * (self.prior * self.s0)).ravel()])
+        accel = (pos[..., 2:, :, :] - 2 * pos[..., 1:-1, :, :] + pos[..., :-2, :, :]) * (self.smooth * self.s0)
+        parts = [reproj, accel, rv * (self.prior * self.s0)]
+        if len(self.hinge):
+            # A knee or elbow turns about one axis, one way: the part of its rotation (from the reference pose) off
+            # the axis (twist about the bone included: no keypoint sees it) and its flexion outside ``FLEXION``
+            # cost; within them it is free. The off-axis part weighs less: real knees and elbows give a little.
+            r = rv[..., self.hinge, :]                                     # [..., T, H, 3]
+            turn = (r * self.axis).sum(-1)                                 # [T, H]
+            off = r - turn[..., None] * self.axis                          # [T, H, 3]
+            flex = self.flex_ref + turn
+            limit = np.minimum(flex - FLEXION[0], 0.0) + np.maximum(flex - FLEXION[1], 0.0)
+            w = self.limits * self.s0
+            parts.append(np.concatenate([HINGE_GIVE * w * off, w * limit[..., None]], axis=-1))
+        if len(self.contact):
+            t, k = self.contact[:, 0], self.contact[:, 1]
+            parts.append((pos[..., t + 1, k, :] - pos[..., t, k, :]) * (self.feet * self.s0))
+        return np.concatenate([part.reshape(*lead, -1) for part in parts], axis=-1)
+
+    def jacobian(self, x: np.ndarray, r: np.ndarray, sparsity, group: np.ndarray):
+        """The residuals' Jacobian at ``x`` (``r`` = ``residuals(x)``) by forward differences, as a scipy.sparse
+        matrix with ``sparsity``'s pattern. The unknowns of one ``group`` (``_colour``) move at once, and the
+        groups' perturbed solutions are evaluated as one batch (a Python loop over them would cost more than the
+        arithmetic)."""
+        from scipy.sparse import csr_matrix
+
+        t = self.obs.shape[0]
+        groups = int(group.max()) + 1
+        step = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(x))
+        rows, cols = sparsity.nonzero()
+        changes = np.empty((groups, len(r)))
+        # Batches of at most ~64 MB of rotation matrices.
+        size = max(1, int(8e6 // (t * (len(self.chain) + 1) * 9)))
+        for start in range(0, groups, size):
+            g = np.arange(start, min(start + size, groups))
+            trial = np.where(group[None] == g[:, None], x + step, x)
+            changes[g] = self.residuals(trial) - r
+        values = changes[group[cols], rows] / step[cols]
+        return csr_matrix((values, (rows, cols)), shape=sparsity.shape)
+
+    @cached_property
+    def depends(self) -> np.ndarray:
+        """``[K, per_frame]`` bool: the unknowns of its frame that each used joint's position depends on (the
+        base's five and the rotations of the solved joints above it)."""
+        dep = np.zeros((len(self.target), self.per_frame), bool)
+        dep[:, :5] = True
+        for k, j in enumerate(self.target):
+            above = set(_ancestors(self.skeleton, j)[1:])
+            for f, joint in enumerate(self.free):
+                if joint in above:
+                    dep[k, 5 + 3 * f:8 + 3 * f] = True
+        return dep
 
     def sparsity(self):
-        """Which unknowns each residual row depends on (scipy.sparse, rows x unknowns)."""
-        from scipy.sparse import coo_matrix
+        """Which unknowns each residual row depends on (scipy.sparse CSR, rows x unknowns; ``residuals``' rows)."""
+        from scipy.sparse import csr_matrix
 
         t, k = self.weight.shape
         n = self.per_frame
-        cols_of = np.arange(t * n).reshape(t, n)
         rows, cols = [], []
-        # Reprojection rows of frame i: frame i's unknowns.
-        r = np.arange(t * k * 2).reshape(t, k * 2)
-        rows.append(np.repeat(r, n, axis=1).ravel())
-        cols.append(np.tile(cols_of, (1, k * 2)).ravel())
-        base = r.size
-        # Acceleration rows of frame i (i = 1 .. T-2): frames i-1, i, i+1.
+        count = 0
+
+        def block(frame: np.ndarray, mask: np.ndarray) -> None:
+            # Rows numbered from ``count`` in order, row i on the unknowns ``mask[i]`` of frame ``frame[i]``.
+            nonlocal count
+            i, u = np.nonzero(mask)
+            rows.append(count + i)
+            cols.append(frame[i] * n + u)
+
+        def advance(size: int) -> None:
+            nonlocal count
+            count += size
+
+        frames = np.arange(t)
+        # Reprojection rows (t, k, xy): frame t, the joint's unknowns.
+        mask = np.repeat(np.tile(self.depends, (t, 1)), 2, axis=0)
+        block(np.repeat(frames, 2 * k), mask)
+        advance(t * k * 2)
+        # Acceleration rows (i, k, xyz) of frames i .. i+2.
         if t > 2:
-            a = base + np.arange((t - 2) * k * 3).reshape(t - 2, k * 3)
+            mask = np.repeat(np.tile(self.depends, (t - 2, 1)), 3, axis=0)
             for shift in (0, 1, 2):
-                rows.append(np.repeat(a, n, axis=1).ravel())
-                cols.append(np.tile(cols_of[shift:t - 2 + shift], (1, k * 3)).ravel())
-            base += a.size
-        # Prior rows: one unknown each.
+                block(np.repeat(frames[shift:t - 2 + shift], 3 * k), mask)
+            advance((t - 2) * k * 3)
+        # Prior rows (t, f, xyz): one unknown each.
         f = len(self.free)
-        p = base + np.arange(t * f * 3)
-        rows.append(p)
-        cols.append(cols_of[:, 5:].ravel())
+        mask = np.zeros((t * f * 3, n), bool)
+        mask[np.arange(t * f * 3), 5 + np.arange(t * f * 3) % (f * 3)] = True
+        block(np.repeat(frames, f * 3), mask)
+        advance(t * f * 3)
+        # Limit rows (t, h, 4): the hinge's 3 unknowns.
+        h = len(self.hinge)
+        if h:
+            one = np.zeros((h, 4, n), bool)
+            for i, hinge in enumerate(self.hinge):
+                one[i, :, 5 + 3 * hinge:8 + 3 * hinge] = True
+            block(np.repeat(frames, h * 4), np.tile(one.reshape(h * 4, n), (t, 1)))
+            advance(t * h * 4)
+        # Still-foot rows (pair, xyz): frames t and t+1, the ankle's unknowns.
+        if len(self.contact):
+            mask = np.repeat(self.depends[self.contact[:, 1]], 3, axis=0)
+            for shift in (0, 1):
+                block(np.repeat(self.contact[:, 0] + shift, 3), mask)
+            advance(len(self.contact) * 3)
         rows, cols = np.concatenate(rows), np.concatenate(cols)
-        return coo_matrix((np.ones(rows.size), (rows, cols)), shape=(base + p.size, t * n)).tocsr()
+        return csr_matrix((np.ones(rows.size), (rows, cols)), shape=(count, t * n))
+
+
+def _colour(sparsity) -> np.ndarray:
+    """``[unknowns]`` a group per unknown such that no residual row depends on two unknowns of one group (greedy
+    colouring of the unknowns' conflict graph): each group's finite difference is one evaluation."""
+    conflict = (sparsity.T @ sparsity).tocsr()
+    colour = np.full(sparsity.shape[1], -1, np.int64)
+    for col in range(sparsity.shape[1]):
+        taken = colour[conflict.indices[conflict.indptr[col]:conflict.indptr[col + 1]]]
+        free = np.ones(len(taken) + 1, bool)
+        free[taken[(taken >= 0) & (taken < len(free))]] = False
+        colour[col] = np.argmax(free)
+    return colour
 
 
 def _rotvec_matrix(rv: np.ndarray) -> np.ndarray:
@@ -233,6 +346,120 @@ def _chain(skeleton: Skeleton, joints: dict[str, int]) -> tuple[int, np.ndarray,
     return base, np.flatnonzero(need), np.array(sorted(free), dtype=np.int64)
 
 
+#: Flexion range of the knees and elbows (radians): a few degrees of hyperextension to 150 degrees.
+FLEXION = (np.radians(-5.0), np.radians(150.0))
+#: A limb bent this much in the reference pose flexes about its own bend's axis (``_hinges``).
+BENT = np.radians(15.0)
+#: Weight of a hinge's rotation off its axis, against its flexion range's: real knees and elbows give a little, and
+#: an axis found in a mean pose (``reference_pose``) is not exact. Measured on the three test clips (docs/video.md):
+#: 0.3 fits the walks best and bends the Bandai-Namco run's arms out of the picture; 0.03 loses most of the gain.
+HINGE_GIVE = 0.1
+
+
+def _hinges(skeleton: Skeleton, joints: dict[str, int], free: np.ndarray, ref_pos: np.ndarray,
+            ref_rot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The knees and elbows as hinges: positions in ``free`` of the joints that aim the shins and forearms (the
+    parents of the matched ankles and wrists), their flexion axes ``[H, 3]`` in their reference local frames, and
+    their flexion in the reference pose ``[H]`` radians.
+
+    ref_pos ``[J, 3]`` m, ref_rot ``[J, 4]`` wxyz: the reference pose's world positions and rotations. The body
+    faces ``forward = left x up`` there, ``left`` from the right hip to the left hip. Flexion turns the bone below
+    the hinge towards the back of the body (a knee) or its front (an elbow): where the reference pose bends the
+    limb by more than ``BENT``, the axis is the bend's own (``above x below``), else ``below x direction``;
+    the reference flexion is the signed angle between the bone above the hinge and the bone below about it."""
+    none = np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0)
+    if "left_hip" not in joints or "right_hip" not in joints:
+        return none
+    left = ref_pos[joints["left_hip"]] - ref_pos[joints["right_hip"]]
+    left[2] = 0.0
+    if np.linalg.norm(left) < 1e-9:
+        return none
+    forward = np.cross(left / np.linalg.norm(left), [0.0, 0.0, 1.0])
+    index, axes, flex = [], [], []
+    for point, direction in (("left_ankle", -forward), ("right_ankle", -forward),
+                             ("left_wrist", forward), ("right_wrist", forward)):
+        if point not in joints:
+            continue
+        end = joints[point]
+        hinge = int(skeleton.parents[end])
+        below = ref_pos[end] - ref_pos[hinge]
+        above = ref_pos[hinge] - ref_pos[skeleton.parents[hinge]] if skeleton.parents[hinge] >= 0 else below
+        axis = np.cross(below, direction)
+        # A bone along the body's forward axis has no flexion plane to speak of; a hinge that keeps its reference
+        # rotation (not solved) needs no limit.
+        if np.linalg.norm(axis) < 1e-6 * max(np.linalg.norm(below), 1e-12) or hinge not in free:
+            continue
+        axis /= np.linalg.norm(axis)
+        # A limb bent in the reference pose (a mean pose) shows its own plane of flexion, and knees and elbows
+        # bend one way only: truer than the body's front, which is the flexion's direction for a straight arm
+        # hanging or held out sideways but not for one raised forwards.
+        bend = np.cross(above, below)
+        norm = np.linalg.norm(bend)
+        if norm > np.sin(BENT) * np.linalg.norm(above) * np.linalg.norm(below) or above @ below < 0:
+            axis = bend / norm
+        index.append(int(np.searchsorted(free, hinge)))
+        axes.append(quat.rotate(quat.conj(ref_rot[hinge]), axis))
+        flex.append(np.arctan2(np.cross(above, below) @ axis, above @ below))
+    if not index:
+        return none
+    return np.array(index, np.int64), np.array(axes), np.array(flex)
+
+
+def still_feet(names: tuple[str, ...], obs: np.ndarray, conf: np.ndarray, s0: float, fps: float, *,
+               speed: float = 0.5, lift: float = 0.05) -> np.ndarray:
+    """Frames where an ankle keypoint stands still on the ground: ``[N, 2]`` (frame t, point k) for each ankle
+    still from frame t to t + 1.
+
+    obs ``[T, K, 2]`` px and conf ``[T, K]`` of the points ``names``; s0 px/m; fps. An ankle is still where its
+    image speed, the slope of a straight line fitted over a quarter second (at least 5 frames: single-frame
+    differences are as large as the detector's noise), is under ``speed`` m/s, and it is within ``lift`` metres of
+    the ground line: the lower of the two ankles' image heights (averaged over the same window), highest over the
+    second around (the
+    camera is horizontal, so the ground is one image row; a foot swinging towards the camera moves little in the
+    picture but is off the ground)."""
+    from scipy.ndimage import maximum_filter1d
+
+    t = obs.shape[0]
+    window = max(5, int(round(0.25 * fps)) | 1)
+    ankles = [names.index(n) for n in ("left_ankle", "right_ankle") if n in names]
+    if t < window or not ankles:
+        return np.zeros((0, 2), np.int64)
+    frames = np.arange(t)
+    rows, speeds, heights = [], [], []
+    for k in ankles:
+        seen = conf[:, k] > 0
+        if seen.sum() < window:
+            continue
+        uv = np.stack([np.interp(frames, frames[seen], obs[seen, k, i]) for i in (0, 1)], axis=-1)
+        vel = _window(uv, np.arange(-(window // 2), window // 2 + 1) / _sum_squares(window))  # px/frame
+        rows.append((k, seen))
+        speeds.append(np.linalg.norm(vel, axis=-1) * fps / s0)                 # m/s
+        heights.append(_window(uv[:, 1:], np.full(window, 1.0 / window))[:, 0])               # px, down
+    if not rows:
+        return np.zeros((0, 2), np.int64)
+    ground = maximum_filter1d(np.max(heights, axis=0), size=max(3, int(round(fps))) | 1, mode="nearest")
+    pairs = []
+    for (k, seen), v, h in zip(rows, speeds, heights, strict=True):
+        still = seen & (v < speed) & (h > ground - lift * s0)
+        step = np.flatnonzero(still[:-1] & still[1:])
+        pairs.append(np.stack([step, np.full(len(step), k)], axis=1))
+    return np.concatenate(pairs).astype(np.int64)
+
+
+def _sum_squares(window: int) -> float:
+    """Sum of i^2 over i = -h .. h, h = window // 2: the least-squares slope's denominator."""
+    h = window // 2
+    return float(h * (h + 1) * (2 * h + 1) / 3)
+
+
+def _window(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``sum_i kernel[i] x[t + i - h]`` along axis 0 of ``x [T, D]``, the ends repeated (``kernel`` odd-sized)."""
+    h = len(kernel) // 2
+    padded = np.concatenate([np.repeat(x[:1], h, axis=0), x, np.repeat(x[-1:], h, axis=0)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, len(kernel), axis=0)   # [T, D, W]
+    return windows @ kernel
+
+
 def _initial_yaw(prob: _Problem, rest: np.ndarray) -> np.ndarray:
     """Root yaw ``[T]`` (radians about Z) that best fits the shoulders and hips with the rest pose: 24 candidates
     per frame, one path through them chosen by dynamic programming with a cost for turning, so that the facing
@@ -265,14 +492,19 @@ def _initial_yaw(prob: _Problem, rest: np.ndarray) -> np.ndarray:
     return candidates[path]
 
 
-def lift(points: Points, skeleton: Skeleton, *, smooth: float = 1.0, prior: float = 0.05,
-         height: float | None = None, max_iterations: int = 30) -> LiftResult:
+def lift(points: Points, skeleton: Skeleton, *, reference: np.ndarray | None = None, smooth: float = 1.0,
+         prior: float = 0.05, limits: float = 1.0, feet: float = 10.0, height: float | None = None,
+         max_iterations: int = 30) -> LiftResult:
     """Fit ``skeleton`` to 2D COCO-17 keypoints (``points``, pixels) under a weak-perspective camera.
 
     skeleton: bone proportions to keep (rest offsets, metres); joints are matched to keypoints by name
-    (``joint_map``). height: the person's height in metres; the skeleton is scaled so that its rest pose is that
-    tall (default: the skeleton's own size). smooth: weight of the matched joints' acceleration (px per m/frame^2
+    (``joint_map``). reference: ``[J, 4]`` local rotations (wxyz) of the pose the fit starts from and is pulled
+    towards (default: the rest pose; ``reference_pose`` gives a dataset's mean pose, for skeletons whose rest pose
+    is not a standing one). height: the person's height in metres; the skeleton is scaled so that its reference
+    pose is that tall (default: the skeleton's own size). smooth: weight of the matched joints' acceleration (px per m/frame^2
     per px/m of camera scale, at 30 fps). prior: weight of the joint rotations' distance from the rest pose.
+    limits: weight of the knees' and elbows' hinge and flexion range (``FLEXION``; 0: none). feet: weight of the
+    3D speed of an ankle in the frames where its keypoint stands still on the ground (``still_feet``; 0: none).
     Returns the clip (pelvis moving in the X-Z plane: depth is not seen; the clip's lowest joint on Z = 0; the
     camera looking along +Y) and the per-frame reprojection error in pixels. Raises OptiqError for points with no
     person, SkeletonMismatchError for a skeleton with fewer than 4 joints matching body keypoints.
@@ -284,8 +516,18 @@ def lift(points: Points, skeleton: Skeleton, *, smooth: float = 1.0, prior: floa
         raise SkeletonMismatchError(f"{len(joints)} of the skeleton's joints ({', '.join(skeleton.names)}) match a "
                                     f"body keypoint by name; expected at least 4 of {', '.join(BODY_POINTS)}",
                                     None, "joints")
+    if reference is None:
+        reference = quat.identity((skeleton.num_joints,))
+    if reference.shape != (skeleton.num_joints, 4):
+        raise OptiqError(f"reference pose has shape {reference.shape}; expected ({skeleton.num_joints}, 4)")
+    reference = quat.normalize(np.asarray(reference, np.float64))
+    # The reference pose: the clip the fit starts from. Joints above the base keep the identity (the base's world
+    # rotation is solved directly).
+    ref_clip = Clip(skeleton, 30.0, np.zeros((1, 3)), reference[None].copy())
     if height is not None:
-        skeleton = skeleton.transformed(np.eye(3), height / rest_height(skeleton))
+        z = ref_clip.world_positions()[0, :, 2]
+        skeleton = skeleton.transformed(np.eye(3), height / float(z.max() - z.min()))
+        ref_clip = Clip(skeleton, 30.0, np.zeros((1, 3)), reference[None].copy())
     names = tuple(joints)
     cols = [points.names.index(n) for n in names]
     conf = points.confidence[:, cols]
@@ -298,19 +540,26 @@ def lift(points: Points, skeleton: Skeleton, *, smooth: float = 1.0, prior: floa
     width, height_px = points.image_size or (0, 0)
     centre = np.array([width / 2, height_px / 2])
 
-    # Rest-pose positions of the used joints, and the scale from the torso (shoulders' middle to hips' middle):
-    # nearly upright and unforeshortened by a horizontal camera.
-    rest = Clip(skeleton, 30.0, np.zeros((1, 3)), quat.identity((1, skeleton.num_joints))).world_positions()[0]
-    # Rest positions relative to the base, whose world position is what the unknowns hold.
-    rest = rest - rest[base]
+    # Reference-pose positions of the used joints, and the scale from the torso (shoulders' middle to hips'
+    # middle): nearly upright and unforeshortened by a horizontal camera.
+    above = _ancestors(skeleton, base)[1:]
+    ref_clip.rotations[0, above] = quat.identity((len(above),))
+    fk_pos, fk_rot = ref_clip.forward_kinematics()
+    # Reference positions relative to the base, whose world position is what the unknowns hold.
+    rest = fk_pos[0] - fk_pos[0, base]
     rest_used = rest[target]
     torso_3d = _torso_length(names, rest_used[None])[0]
     seen = conf > 0
     torso_2d = _torso_length(names, np.where(seen[..., None], obs, np.nan))
     s0 = float(np.nanmedian(torso_2d) / torso_3d) if np.isfinite(torso_2d).any() else float(
-        np.nanmax(np.ptp(np.where(seen[..., None], obs, np.nan)[..., 1], axis=1)) / rest_height(skeleton))
+        np.nanmax(np.ptp(np.where(seen[..., None], obs, np.nan)[..., 1], axis=1)) / np.ptp(rest[:, 2]))
+    hinge, axis, flex_ref = _hinges(skeleton, joints, free, fk_pos[0], fk_rot[0])
+    if limits <= 0:
+        hinge, axis, flex_ref = hinge[:0], axis[:0], flex_ref[:0]
+    contact = still_feet(names, obs, conf, s0, points.fps) if feet > 0 else np.zeros((0, 2), np.int64)
     prob = _Problem(skeleton, base, chain, free, names, target, obs, np.sqrt(conf), centre, s0,
-                    smooth * (points.fps / 30.0) ** 2, prior)
+                    quat.to_matrix(reference), quat.to_matrix(fk_rot[0, base]),
+                    smooth * (points.fps / 30.0) ** 2, prior, hinge, axis, flex_ref, limits, contact, feet * points.fps / 30.0)
 
     t = points.num_frames
     yaw = _initial_yaw(prob, rest_used)
@@ -329,30 +578,34 @@ def lift(points: Points, skeleton: Skeleton, *, smooth: float = 1.0, prior: floa
     mirror = x0.copy()
     mirror[:, 2] = -yaw
     sparsity = prob.sparsity()
-    fits = [_levenberg_marquardt(prob.residuals, x.ravel(), sparsity, max_iterations) for x in (x0, mirror)]
+    fits = [_levenberg_marquardt(prob, x.ravel(), sparsity, max_iterations) for x in (x0, mirror)]
     best = min(fits, key=lambda x: float(np.sum(prob.residuals(x) ** 2)))
     return _result(points, prob, best, joints)
 
 
-def _levenberg_marquardt(fun, x: np.ndarray, sparsity, iterations: int) -> np.ndarray:
-    """Minimise ``|fun(x)|^2`` by Levenberg-Marquardt with a sparse Jacobian (finite differences grouped by
-    ``sparsity``) and a sparse direct solve of the normal equations. scipy's ``least_squares`` with the same
-    sparsity spends most of its time in its iterative trust-region solver (lsmr) on this banded problem; the
-    normal equations here are block-tridiagonal over frames, which SuperLU factors in milliseconds."""
-    from scipy.optimize._numdiff import approx_derivative
+def _levenberg_marquardt(prob: _Problem, x: np.ndarray, sparsity, iterations: int) -> np.ndarray:
+    """Minimise ``|prob.residuals(x)|^2`` by Levenberg-Marquardt with a sparse Jacobian (``prob.jacobian``:
+    batched finite differences) and a sparse direct solve of the normal equations. scipy's ``least_squares`` with
+    the same sparsity spends most of its time in its iterative trust-region solver (lsmr) and calls the residuals
+    once per group of columns (benchmarks/bench_lift.py); the normal equations here are block-tridiagonal over
+    frames, which SuperLU factors in milliseconds."""
     from scipy.sparse import diags
     from scipy.sparse.linalg import spsolve
 
+    fun = prob.residuals
+    group = _colour(sparsity)
     r = fun(x)
     cost = r @ r
     damping = 1e-3
     for _ in range(iterations):
-        jac = approx_derivative(fun, x, f0=r, sparsity=sparsity, method="2-point").tocsr()
+        jac = prob.jacobian(x, r, sparsity, group)
         jtj = (jac.T @ jac).tocsc()
         grad = jac.T @ r
         diag = jtj.diagonal() + 1e-9
         while True:
-            step = spsolve(jtj + diags(damping * diag), -grad)
+            # The unknowns are ordered by frame, so the matrix is banded as it stands: SuperLU's natural ordering
+            # is 2-3x faster here than its default (COLAMD) reordering.
+            step = spsolve(jtj + diags(damping * diag), -grad, permc_spec="NATURAL")
             new_r = fun(x + step)
             new_cost = new_r @ new_r
             if new_cost < cost:
@@ -380,17 +633,31 @@ def _torso_length(names: tuple[str, ...], pos: np.ndarray) -> np.ndarray:
 def _result(points: Points, prob: _Problem, x: np.ndarray, joints: dict[str, int]) -> LiftResult:
     """The Clip of the solution ``x``, standing on Z = 0, and its per-frame reprojection error."""
     root_rv, root_xz, rv, scale = prob.unpack(x)
-    t, j = root_rv.shape[0], prob.skeleton.num_joints
-    rotations = quat.identity((t, j))
-    rotations[:, prob.base] = quat.from_rotvec(root_rv)
-    rotations[:, prob.free] = quat.from_rotvec(rv)
-    # Joints above the base keep their rest rotation, so the root sits at the base less their rest offsets.
+    t = root_rv.shape[0]
+    rotations = np.repeat(quat.from_matrix(prob.ref_local)[None], t, axis=0)
+    rotations[:, prob.free] = quat.qmul(rotations[:, prob.free], quat.from_rotvec(rv))
+    above = _ancestors(prob.skeleton, prob.base)[1:]
+    rotations[:, above] = quat.identity((t, len(above)))
+    rotations[:, prob.base] = quat.from_matrix(_rotvec_matrix(root_rv) @ prob.ref_base)
+    # Joints above the base keep the identity, so the root sits at the base less their rest offsets.
     above = _ancestors(prob.skeleton, prob.base)[:-1]
     root = np.stack([root_xz[:, 0], np.zeros(t), root_xz[:, 1]], axis=1) - prob.skeleton.offsets[above].sum(0)
     clip = Clip(prob.skeleton, points.fps, root, rotations, name=points.name)
-    # Depth is unknown and the height of the image's centre is arbitrary: put the lowest joint of the clip on
-    # the ground (Z = 0), where the RL package's characters stand.
-    clip.root_translation[:, 2] -= clip.world_positions()[..., 2].min()
+    # Depth is unknown and the height of the image's centre is arbitrary: put the ground at Z = 0, where the RL
+    # package's characters stand. The ground is where the still feet are: the median over the still frames of the
+    # still foot's lowest joint (the ankle or a joint below it, such as the toes); without still feet, the clip's
+    # lowest joint over all frames.
+    world = clip.world_positions()
+    still = np.stack([prob.contact[:, 0], prob.target[prob.contact[:, 1]]], axis=1) if len(prob.contact) else (
+        np.zeros((0, 2), np.int64))
+    if len(still):
+        lowest = []
+        for ankle in np.unique(still[:, 1]):
+            foot = [j for j in range(prob.skeleton.num_joints) if ankle in _ancestors(prob.skeleton, j)]
+            lowest.append(world[still[still[:, 1] == ankle, 0]][:, foot, 2].min(axis=1))
+        clip.root_translation[:, 2] -= float(np.median(np.concatenate(lowest)))
+    else:
+        clip.root_translation[:, 2] -= world[..., 2].min()
     seen = prob.weight > 0
     dist = np.linalg.norm(prob.project(prob.positions(x), scale) - prob.obs, axis=-1)
     conf = prob.weight ** 2
@@ -399,14 +666,26 @@ def _result(points: Points, prob: _Problem, x: np.ndarray, joints: dict[str, int
     clip.frame_labels["reprojection_error"] = err
     clip.labels.update({"source": "optiq data lift", "camera_scale_px_per_m": f"{scale:.6g}",
                         "camera": "weak perspective along +Y"})
-    return LiftResult(clip, scale, err, joints)
+    return LiftResult(clip, scale, err, joints, still)
 
 
-def read_skeleton(spec: str | os.PathLike, clip: str | None = None) -> Skeleton:
-    """The skeleton to fit from ``--skeleton``: a dataset (its first clip's skeleton, or ``clip``'s), a DeepMimic
-    character file, or ``deepmimic`` (the character file named by ``$OPTIQ_DEEPMIMIC_CHARACTER``)."""
+#: Clips of a ``--skeleton`` dataset read for its mean pose (``reference_pose``), at most.
+POSE_CLIPS = 50
+
+
+def read_skeleton(spec: str | os.PathLike, clip: str | None = None,
+                  pose: str = "mean") -> tuple[Skeleton, np.ndarray | None]:
+    """The skeleton to fit from ``--skeleton`` and the pose the fit starts from and is pulled towards.
+
+    spec: a dataset of clips (its first clip's skeleton, or ``clip``'s), a DeepMimic character file, or
+    ``deepmimic`` (the character file named by ``$OPTIQ_DEEPMIMIC_CHARACTER``). pose: ``mean``, the mean pose
+    (``reference_pose``) of the dataset's clips on that skeleton (the first ``POSE_CLIPS``), or ``rest``. A
+    character file has its rest pose only. Returns (skeleton, ``[J, 4]`` reference rotations, None for the rest
+    pose)."""
     import optiq
 
+    if pose not in ("mean", "rest"):
+        raise OptiqError(f"pose must be 'mean' or 'rest', got {pose!r}")
     if str(spec) == "deepmimic":
         env = os.environ.get("OPTIQ_DEEPMIMIC_CHARACTER")
         if not env:
@@ -417,8 +696,13 @@ def read_skeleton(spec: str | os.PathLike, clip: str | None = None) -> Skeleton:
     if not path.is_file():
         raise OptiqError("skeleton file does not exist", path)
     if path.suffix.lower() == ".txt":
-        return deepmimic_skeleton(path)
+        return deepmimic_skeleton(path), None
     with optiq.open_dataset(path) as ds:
         if hasattr(ds, "read_points"):
             raise OptiqError("holds points, not clips (a dataset of motion clips is expected)", path)
-        return ds.clip_skeleton(clip if clip is not None else 0)
+        skeleton = ds.clip_skeleton(clip if clip is not None else 0)
+        if pose == "rest":
+            return skeleton, None
+        names = ds.clip_names[:POSE_CLIPS] if clip is None else [clip]
+        clips = [c for c in (ds.read_clip(n) for n in names) if c.skeleton.names == skeleton.names]
+    return skeleton, reference_pose(clips)
