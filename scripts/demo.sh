@@ -121,6 +121,8 @@ if [ -d "$KP_JSON" ] && [ -f "$KP_VIDEO" ]; then
     optiq data lift --in "$OUT/keypoints2d.parquet" --skeleton "$DATA/deepmimic/humanoid3d_character.txt" \
       --out "$OUT/keypoints2d_lifted.parquet"
     optiq viz plotly --dataset "$OUT/keypoints2d_lifted.parquet" --out "$OUT/keypoints2d_lifted.html"
+    optiq --quiet viz video --keypoints "$OUT/keypoints2d.parquet" --on-video "$KP_VIDEO" \
+      --in "$OUT/keypoints2d_lifted.parquet" --camera follow --out "$OUT/keypoints2d_lifted.mp4"
   fi
 fi
 optiq plugins list
@@ -135,7 +137,8 @@ if [ -d "$BANDAI" ]; then
 fi
 if [ -d "$KP_JSON" ] && [ -f "$KP_VIDEO" ]; then
   echo "demo: video keypoints $OUT/keypoints2d.parquet, drawn over the video $OUT/keypoints2d.mp4"
-  echo "demo: video lifted to 3D $OUT/keypoints2d_lifted.parquet, drawn $OUT/keypoints2d_lifted.html"
+  echo "demo: video lifted to 3D $OUT/keypoints2d_lifted.parquet, drawn $OUT/keypoints2d_lifted.html," \
+    "beside the video $OUT/keypoints2d_lifted.mp4"
 fi
 if [ "$RL" = 1 ]; then
   echo "demo: RL    character $OUT/deepmimic.xml, retargeted walk $OUT/cmu_walk_on_deepmimic.parquet"

@@ -80,3 +80,35 @@ def test_confidence_is_the_opacity():
     assert frames[0, 32, 16].tolist() == [255, 255, 255]
     assert abs(int(frames[0, 32, 48, 0]) - 128) <= 1
     assert frames[0, 5:10, 5:10].max() == 0
+
+
+def test_a_clip_is_drawn_beside_the_video(preview, data_dir):
+    """``--in clip`` with --keypoints: the left half is the preview, frame for frame; the clip is drawn on the right.
+    The clip here is the CMU walk taken at 60 fps for 100 frames (any clip of the video's length and rate)."""
+    d, _ = preview
+    walk = optiq.load_clip(data_dir / "bvh/cmu_12_01_walk_pybvh.bvh").slice(0, 200, 2)
+    assert (walk.num_frames, walk.fps) == (100, 60.0)
+    optiq.write_dataset(d / "walk.parquet", [walk])
+    out = d / "beside.mp4"
+    r = run("viz", "video", "--keypoints", d / "kp.parquet", "--on-video", data_dir / VIDEO, "--in",
+            d / "walk.parquet", "--out", out)
+    assert r.exit_code == 0 and "beside" in r.output, r.output
+    assert rate_and_count(out) == (60.0, 100)
+    both, alone = frames_at(out, {0, 99}), frames_at(d / "p.mp4", {0, 99})
+    for t in (0, 99):
+        assert both[t].shape == (1920, 2160, 3)
+        # The left half is the preview (codec noise aside); the right half has the figure on its light background.
+        assert np.abs(both[t][:, :1070] - alone[t][:, :1070]).mean() < 3
+        right = both[t][:, 1090:]
+        assert (np.abs(right - 248).max(axis=2) > 60).sum() > 2000
+
+
+def test_a_clip_of_another_length_is_refused_beside(preview, data_dir, tmp_path):
+    d, _ = preview
+    walk = optiq.load_clip(data_dir / "bvh/cmu_12_01_walk_pybvh.bvh").slice(0, 100, 2)
+    optiq.write_dataset(tmp_path / "walk.parquet", [walk])
+    out = tmp_path / "beside.mp4"
+    r = run("viz", "video", "--keypoints", d / "kp.parquet", "--on-video", data_dir / VIDEO, "--in",
+            tmp_path / "walk.parquet", "--out", out)
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert "has 50 frames at 60 fps, the video 100 at 60" in r.output and not out.exists()

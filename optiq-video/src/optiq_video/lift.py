@@ -511,6 +511,18 @@ def lift(points: Points, skeleton: Skeleton, *, reference: np.ndarray | None = N
     """
     if points.dim != 2:
         raise OptiqError(f"points {points.name!r} are {points.dim}D; lifting needs 2D keypoints (pixels)")
+    prob, starts, joints = setup(points, skeleton, reference=reference, smooth=smooth, prior=prior, limits=limits,
+                                 feet=feet, height=height)
+    sparsity = prob.sparsity()
+    fits = [_levenberg_marquardt(prob, x, sparsity, max_iterations) for x in starts]
+    best = min(fits, key=lambda x: float(np.sum(prob.residuals(x) ** 2)))
+    return _result(points, prob, best, joints)
+
+
+def setup(points: Points, skeleton: Skeleton, *, reference: np.ndarray | None, smooth: float, prior: float,
+          limits: float, feet: float, height: float | None) -> tuple[_Problem, list[np.ndarray], dict[str, int]]:
+    """The least-squares problem of ``lift`` (same arguments), its starting points (flat unknowns: the facing
+    fitted to the torso and its depth mirror) and the matched joints ``{coco point: joint index}``."""
     joints = {n: j for n, j in joint_map(skeleton).items() if n in points.names}
     if len(joints) < 4:
         raise SkeletonMismatchError(f"{len(joints)} of the skeleton's joints ({', '.join(skeleton.names)}) match a "
@@ -559,7 +571,8 @@ def lift(points: Points, skeleton: Skeleton, *, reference: np.ndarray | None = N
     contact = still_feet(names, obs, conf, s0, points.fps) if feet > 0 else np.zeros((0, 2), np.int64)
     prob = _Problem(skeleton, base, chain, free, names, target, obs, np.sqrt(conf), centre, s0,
                     quat.to_matrix(reference), quat.to_matrix(fk_rot[0, base]),
-                    smooth * (points.fps / 30.0) ** 2, prior, hinge, axis, flex_ref, limits, contact, feet * points.fps / 30.0)
+                    smooth * (points.fps / 30.0) ** 2, prior, hinge, axis, flex_ref, limits, contact,
+                    feet * points.fps / 30.0)
 
     t = points.num_frames
     yaw = _initial_yaw(prob, rest_used)
@@ -577,10 +590,7 @@ def lift(points: Points, skeleton: Skeleton, *, reference: np.ndarray | None = N
     # the better fit (measured on the DeepMimic walk: 110 mm instead of 191 mm; docs/video.md).
     mirror = x0.copy()
     mirror[:, 2] = -yaw
-    sparsity = prob.sparsity()
-    fits = [_levenberg_marquardt(prob, x.ravel(), sparsity, max_iterations) for x in (x0, mirror)]
-    best = min(fits, key=lambda x: float(np.sum(prob.residuals(x) ** 2)))
-    return _result(points, prob, best, joints)
+    return prob, [x0.ravel(), mirror.ravel()], joints
 
 
 def _levenberg_marquardt(prob: _Problem, x: np.ndarray, sparsity, iterations: int) -> np.ndarray:

@@ -19,7 +19,8 @@ from optiq.cli.params import FPS, Degrees
               help="Instead of --in: a policy file (optiq train rl) acting in its env, drawn by the renderer "
                    "registered for policies (optiq-rl's MuJoCo renderer).")
 @click.option("--keypoints", type=click.Path(path_type=Path),
-              help="Instead of --in: 2D keypoints (a points dataset, or a keypoint file) to draw over --on-video.")
+              help="2D keypoints (a points dataset, or a keypoint file) to draw over --on-video; with --in, that "
+                   "clip (the motion lifted from them: optiq data lift) is drawn beside the video.")
 @click.option("--on-video", type=click.Path(path_type=Path, dir_okay=False),
               help="With --keypoints: the video they were detected in; the output has its frames, rate and size.")
 @click.option("--env", "env_id", help="With --policy: run it in this env instead of its own.")
@@ -61,11 +62,15 @@ def video_cmd(ctx: click.Context, source: Path | None, policy: Path | None, keyp
 
     quiet = (ctx.find_root().obj or {}).get("quiet", True)
     if keypoints is not None or on_video is not None:
-        if keypoints is None or on_video is None or source is not None or policy is not None:
-            raise click.UsageError("--keypoints and --on-video go together, without --in or --policy")
-        video = _keypoints_video(keypoints, on_video, out, clip_names, progress=not quiet)
+        if keypoints is None or on_video is None or policy is not None:
+            raise click.UsageError("--keypoints and --on-video go together, without --policy")
+        beside = load_clips(source, (), note=echo_note)[0] if source is not None else None
+        video = _keypoints_video(keypoints, on_video, out, clip_names, progress=not quiet, beside=beside,
+                                 inputs=[source] if source is not None else [], camera=camera, azimuth=azimuth,
+                                 elevation=elevation)
         click.echo(f"wrote {video.path}: {video.frames} frames at {video.fps} fps ({float(video.fps):g}), "
-                   f"{video.width}x{video.height}; keypoints over {on_video.name}")
+                   f"{video.width}x{video.height}; keypoints over {on_video.name}"
+                   + (f", {beside.name} beside" if beside is not None else ""))
         return
     if (source is None) == (policy is None):
         raise click.UsageError("give one of --in FILE or --policy POLICY")
@@ -88,9 +93,10 @@ def video_cmd(ctx: click.Context, source: Path | None, policy: Path | None, keyp
                f"{video.width}x{video.height}; {names}")
 
 
-def _keypoints_video(keypoints: Path, on_video: Path, out: Path, clip_names: tuple[str, ...], progress: bool):
+def _keypoints_video(keypoints: Path, on_video: Path, out: Path, clip_names: tuple[str, ...], progress: bool,
+                     beside=None, inputs: list[Path] = (), **camera):
     """The keypoints of a points dataset (clip ``clip_names[0]``, default the first) or keypoint file over the
-    frames of ``on_video``."""
+    frames of ``on_video``; ``beside``, a clip drawn to the right (``overlay.render_keypoints_on_video``)."""
     import optiq
     from optiq.plugins import registry
 
@@ -104,7 +110,8 @@ def _keypoints_video(keypoints: Path, on_video: Path, out: Path, clip_names: tup
             points = ds.read_points(clip_names[0] if clip_names else 0)
     else:
         points = optiq.load_points(keypoints)[0]
-    return render_keypoints_on_video(points, on_video, out, progress=progress, inputs=[keypoints])
+    return render_keypoints_on_video(points, on_video, out, progress=progress, inputs=[keypoints, *inputs],
+                                     beside=beside, **camera)
 
 
 def _policy_video(policy: Path, out: Path, env_id: str | None, episodes: int, steps: int | None,

@@ -14,11 +14,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from optiq import OptiqError, Points
+from optiq import Clip, OptiqError, Points
 from optiq.atomic import atomic_path, check_output_path
 
 from . import raster
-from .video import PALETTE, VIDEO_SUFFIXES, Video, encode, exact_fps
+from .video import PALETTE, SEPARATOR, VIDEO_SUFFIXES, Video, encode, exact_fps, iter_frames
 
 #: Edges in the first palette colour, points in white over them, so both show on any background.
 EDGE_COLOR = PALETTE[0]
@@ -58,13 +58,18 @@ def draw_keypoints(frames: np.ndarray, positions: np.ndarray, confidence: np.nda
 
 
 def render_keypoints_on_video(points: Points, video: str | os.PathLike, out: str | os.PathLike, *, crf: int = 18,
-                              progress: bool = False, inputs: Sequence[str | os.PathLike] = ()) -> Video:
+                              progress: bool = False, inputs: Sequence[str | os.PathLike] = (),
+                              beside: Clip | None = None, camera: str = "follow", azimuth: float | None = None,
+                              elevation: float = 20.0) -> Video:
     """Write ``out`` (.mp4, atomically): every frame of ``video`` with the matching frame of ``points`` drawn on it.
 
     points: 2D keypoints in the video's pixels (``Points.dim == 2``), one frame per video frame. The output has the
     video's frame count, exact frame rate and size (an odd width or height loses its last pixel column or row:
     H.264 yuv420p needs even sizes). A frame count, rate or image size that differs from the video's is an
-    OptiqError before anything is written.
+    OptiqError before anything is written. beside: a clip with one frame per video frame at the video's rate (the
+    3D motion lifted from these keypoints: ``optiq data lift``), drawn in a panel as wide as the video to its
+    right (the output is then twice as wide), with the camera options of ``video.render_video`` (default a side
+    view following the root, which shows the depth one view does not).
     """
     check_output_path(out, suffixes=VIDEO_SUFFIXES, inputs=[*inputs, video])
     if points.dim != 2:
@@ -87,17 +92,43 @@ def render_keypoints_on_video(points: Points, video: str | os.PathLike, out: str
         raise OptiqError(f"the video has {'; '.join(problems)}: expected the video the keypoints were detected in",
                          video)
     even = (width // 2 * 2, height // 2 * 2)
+    if beside is not None:
+        if beside.num_frames != count or abs(beside.fps - float(rate)) > 1e-3 * float(rate):
+            frames.close()
+            raise OptiqError(f"clip {beside.name!r} has {beside.num_frames} frames at {beside.fps:g} fps, the video "
+                             f"{count} at {float(rate):g}: expected the clip lifted from these keypoints")
+        panel = iter_frames([beside], size=even, camera=camera, azimuth=azimuth, elevation=elevation)
     from tqdm import tqdm
 
     try:
         with tqdm(total=count, unit="frame", desc="drawing", disable=not progress, leave=False) as bar, \
                 atomic_path(out, suffixes=VIDEO_SUFFIXES, inputs=[*inputs, video]) as tmp:
-            written = encode(_drawn(frames, points, width, height, even, bar), tmp, rate, crf=crf, name=out)
+            drawn = _drawn(frames, points, width, height, even, bar)
+            if beside is not None:
+                drawn = _side_by_side(drawn, panel)
+            written = encode(drawn, tmp, rate, crf=crf, name=out)
     finally:
         frames.close()
     if written != count:  # ffmpeg decoded fewer frames than it counted: the output would not be frame-exact
         raise OptiqError(f"decoded {written} frames of {count}", video)
-    return Video(Path(out), written, rate, even[0], even[1])
+    return Video(Path(out), written, rate, even[0] * (2 if beside is not None else 1), even[1])
+
+
+def _side_by_side(left: Iterator[np.ndarray], right: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Batches ``[B, H, W_left + W_right, 3]``: each batch of ``left`` beside as many frames of ``right`` (whose
+    batches may be of other sizes), a 2-pixel separator between them."""
+    spare = np.zeros((0,), np.uint8)
+    for batch in left:
+        parts, have = ([spare] if len(spare) else []), len(spare)
+        while have < len(batch):
+            more = next(right)
+            parts.append(more)
+            have += len(more)
+        frames = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        spare = frames[len(batch):]
+        out = np.concatenate([batch, frames[:len(batch)]], axis=2)
+        out[:, :, batch.shape[2] - 1:batch.shape[2] + 1] = SEPARATOR
+        yield out
 
 
 def _drawn(frames: Iterator[bytes], points: Points, width: int, height: int, even: tuple[int, int],
