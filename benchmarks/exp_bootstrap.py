@@ -126,6 +126,42 @@ def one_run(task: str, condition: str, seed: int, model: Path, steps: int, freez
     return write_row(row, RESULTS / f"{name}.json")
 
 
+def diagnose(model: Path, episodes: int, steps: int = 300) -> Path:
+    """No learning: the zero action (zero residual) under each base of the PD targets, ``episodes`` episodes of at
+    most ``steps`` control steps per task: the env's own base (Track-v0: the reference's next frame; Locomotion-v0:
+    the rest pose; the base of ``scratch`` and ``feature``) and the motion model's prediction (``prior``). How long
+    the character stays up, the return, and for locomotion the speed it reaches: what each condition starts from.
+    Written to ``RESULTS / "diagnose.json"``."""
+    from optiq_rl.train import load_config, make_env
+
+    rows = []
+    for task in TASKS:
+        for condition in ("scratch", "prior"):
+            spec = run_config(task, condition, 0, model, 0, 0)
+            cfg = load_config(spec.pop("config"), spec)
+            env = make_env(cfg.env, cfg.env_kwargs, adapter=cfg.adapter)
+            zero = np.zeros(env.action_space.shape, np.float32)
+            lengths, returns, speeds = [], [], []
+            for episode in range(episodes):
+                env.reset(seed=2000 + episode)
+                total, speed = 0.0, []
+                while len(speed) < steps:
+                    _, reward, terminated, truncated, info = env.step(zero)
+                    total += float(reward)
+                    speed.append(float(info.get("speed", np.nan)))
+                    if terminated or truncated:
+                        break
+                lengths.append(len(speed))
+                returns.append(total)
+                speeds.append(float(np.mean(speed)))
+            env.close()
+            rows.append({"task": task, "base": "env" if condition == "scratch" else "prior", "episodes": episodes,
+                         "max_steps": steps, "length": lengths, "return": returns, "speed": speeds})
+            print(f"{task} {rows[-1]['base']}: length {np.mean(lengths):.0f}, return {np.mean(returns):.1f}",
+                  flush=True)
+    return write_row({"rows": rows, "model": str(model)}, RESULTS.parent / "bootstrap_diagnose.json")
+
+
 def write_row(row: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -330,10 +366,32 @@ def model_lines(work: Path) -> list[str]:
             "dm_ref.parquet --data bandai_dm.parquet --split test --horizon 30`).", ""]
 
 
+def diagnose_lines() -> list[str]:
+    """The table of ``--diagnose``'s results, when they exist."""
+    path = RESULTS.parent / "bootstrap_diagnose.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    rows = data["rows"]
+    out = ["What each condition starts from: the zero action under each base of the PD targets, no learning "
+           f"(`--diagnose`, {rows[0]['episodes']} episodes of at most {rows[0]['max_steps']} control steps, "
+           "mean ± std):", "",
+           "| task | base of the PD targets | control steps until the end | return | speed (m/s) |",
+           "|---|---|---|---|---|"]
+    names = {("track", "env"): "the reference's next frame (scratch, feature)",
+             ("loco", "env"): "the rest pose (scratch, feature)"}
+    for r in rows:
+        base = names.get((r["task"], r["base"]), "the model's prediction (prior)")
+        speed = "" if r["task"] == "track" else f"{np.mean(r['speed']):.2f} ± {np.std(r['speed']):.2f}"
+        out.append(f"| {r['task']} | {base} | {np.mean(r['length']):.0f} ± {np.std(r['length']):.0f} | "
+                   f"{np.mean(r['return']):.1f} ± {np.std(r['return']):.1f} | {speed} |")
+    return [*out, ""]
+
+
 def report(argv: list[str], work: Path) -> None:
     results = load_results()
     lines, numbers = table(results)
-    lines = model_lines(work) + lines
+    lines = model_lines(work) + diagnose_lines() + lines
     for task in TASKS:
         rep = curves_report(results, task)
         if rep is not None:
@@ -375,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="add the motion-likeness measures to results without them (from the kept policies)")
     ap.add_argument("--videos", action="store_true",
                     help="render the first seed's policies of each task side by side (WORK/videos/)")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="only run the zero action under each base of the PD targets (no learning)")
     ap.add_argument("--model", type=Path, help="a pretrained model to use instead of --prepare's")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the runs' JSON files")
     args = ap.parse_args(argv)
@@ -392,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.fill_likeness:
         fill_likeness(args.work, model, args.episodes)
+        return 0
+    if args.diagnose:
+        print(diagnose(model, args.episodes))
         return 0
     if args.videos:
         for task in args.tasks.split(","):
