@@ -191,8 +191,8 @@ class _Problem:
             # the axis (twist about the bone included: no keypoint sees it) and its flexion outside ``FLEXION``
             # cost; within them it is free. The off-axis part weighs less: real knees and elbows give a little.
             r = rv[..., self.hinge, :]                                     # [..., T, H, 3]
-            turn = (r * self.axis).sum(-1)                                 # [T, H]
-            off = r - turn[..., None] * self.axis                          # [T, H, 3]
+            turn = (r * self.axis).sum(-1)                                 # [..., T, H]
+            off = r - turn[..., None] * self.axis                          # [..., T, H, 3]
             flex = self.flex_ref + turn
             limit = np.minimum(flex - FLEXION[0], 0.0) + np.maximum(flex - FLEXION[1], 0.0)
             w = self.limits * self.s0
