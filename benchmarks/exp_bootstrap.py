@@ -15,7 +15,8 @@ condition):
 
 Conditions (``adapters.py``): ``scratch`` (the encoder's architecture, fresh weights), ``feature`` (pretrained
 encoder, frozen for the first ``--freeze`` steps, then at 0.1 x the learning rate), ``prior`` (the model's next pose
-as the base of the residual targets).
+as the base of the residual targets), ``hint`` (the model's next feature row as one more input; this project's own
+mode, added after ``--diagnose`` showed the prediction is a worse base than Track-v0's reference).
 
 The pretrained model (``--prepare``, once): an MLP next-state model (context 4 frames, 256 wide, 3 blocks: its
 encoder costs about 0.6 ms per call at batch 1, ``bench_adapters.py``) trained for ``--model-steps`` on the
@@ -41,7 +42,7 @@ from common import ROOT, data_root, write_section
 
 RESULTS = ROOT / "benchmarks" / "results" / "bootstrap"
 TASKS = ("track", "loco")
-CONDITIONS = ("scratch", "feature", "prior")
+CONDITIONS = ("scratch", "feature", "prior", "hint")
 START, END = "<!-- exp_bootstrap:start -->", "<!-- exp_bootstrap:end -->"
 
 
@@ -406,7 +407,7 @@ def report(argv: list[str], work: Path) -> None:
     print("\n".join(lines))
     cmd = "OPTIQ_TEST_DATA=/work/shared/data .venv/bin/python benchmarks/exp_bootstrap.py " + " ".join(argv)
     write_section(ROOT / "docs" / "results.md", START, END,
-                  "## optiq-rl: RL from a pretrained motion model (scratch vs feature vs prior)", cmd.strip(),
+                  "## optiq-rl: RL from a pretrained motion model (scratch vs feature vs prior vs hint)", cmd.strip(),
                   [*lines, "Curves: `benchmarks/results/bootstrap_track_curves.png` and `_loco_` (drawn by `optiq viz "
                    "plots --report benchmarks/results/bootstrap_track_curves.json --out curves.html`): mean over "
                    "seeds of the running mean (5 rollouts) of the episode return, the band one standard deviation."])

@@ -105,7 +105,7 @@ def test_prior_with_a_zero_residual_targets_the_models_prediction(walk, motion_m
     env.close()
 
 
-@pytest.mark.parametrize("mode", ["scratch", "feature", "prior"])
+@pytest.mark.parametrize("mode", ["scratch", "feature", "prior", "hint"])
 def test_each_mode_trains_saves_reloads_and_acts_the_same(walk, motion_model, tmp_path, mode):
     out = tmp_path / f"{mode}.zip"
     cfg = RLConfig().updated({"env": "optiq/Track-v0", "total_steps": 256, **TINY,
@@ -198,6 +198,30 @@ def test_scratch_starts_from_fresh_weights(walk, motion_model, tmp_path):
     ckpt = read_checkpoint(motion_model)
     state = _state(result.model)
     assert all(not torch.equal(state[k], ckpt.state_dict[f"encoder.{k}"]) for k in state if k.endswith("weight"))
+
+
+def test_hint_observes_the_prediction_and_keeps_the_envs_base(walk, motion_model):
+    """``hint``: the model's predicted next row is an input (normalised like the history inside the extractor),
+    and the PD targets turn from the env's own base (Track-v0: the reference's next frame), not the prediction."""
+    from optiq_rl.adapters import MotionExtractor
+
+    env = track(walk, motion_model, mode="hint", action_mode="residual")
+    base = env.unwrapped
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):
+        assert np.array_equal(obs["hint"], env.prior.next_row(obs["history"]).astype(np.float32))
+        obs, *_ = env.step(np.zeros(env.action_space.shape))
+        assert base.action_base is None
+        got = base.sim.controller.target
+        assert np.abs(got[7:] - base.ref.qpos[base.frame][7:]).max() < 1e-12  # the reference's pose
+    ext = MotionExtractor(env.observation_space, **env.prior.extractor_kwargs())
+    f = env.prior.features.dim
+    batch = {k: torch.as_tensor(v)[None] for k, v in obs.items()}
+    out = ext(batch)
+    assert out.shape == (1, env.observation_space["obs"].shape[0] + env.prior.features_dim + f)
+    want = (torch.as_tensor(obs["hint"]) - ext.mean) / ext.std
+    assert torch.allclose(out[0, -f:], want)
+    env.close()
 
 
 def test_prior_on_locomotion_turns_residuals_from_the_prediction(motion_model):

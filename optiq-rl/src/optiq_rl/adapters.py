@@ -24,6 +24,12 @@ the prior differs:
 - ``feature``: the pretrained encoder's weights, loaded after SB3 built (and orthogonally re-initialised) the
   network;
 - ``prior``: fresh weights, and the model's predicted next pose as the base of the residual actions.
+- ``hint``: fresh weights, and the model's predicted next feature row as one more input of the policy (and the
+  critic), the env's own action base kept. Why (docs/results.md, ``exp_bootstrap.py --diagnose``): as a base the
+  prediction replaces a better one where the env has it (Track-v0's reference: with no learning the reference's
+  next frame keeps the body up for 31 control steps, the prediction for 23), and the residual must correct a base
+  that moves with the body's own errors; as an input the policy can follow the prediction where it helps and
+  ignore it where it does not. Any env: no residual actions needed.
 
 In every mode the encoder is frozen for ``freeze_steps`` env steps, then trains at ``encoder_lr_scale`` x the
 learning rate (``EncoderSchedule``).
@@ -42,7 +48,7 @@ import gymnasium as gym
 import numpy as np
 from optiq.errors import OptiqError, SkeletonMismatchError
 
-ADAPTER_MODES = ("scratch", "feature", "prior")
+ADAPTER_MODES = ("scratch", "feature", "prior", "hint")
 
 
 class AdapterError(OptiqError):
@@ -294,9 +300,10 @@ class MotionAdapter(gym.Wrapper):
         self.frames = int(cfg.history or min(self.prior.context, MAX_HISTORY))
         f = self.prior.features.dim
         self.history = np.zeros((self.frames, f), dtype=np.float32)
-        self.observation_space = gym.spaces.Dict({
-            "obs": env.observation_space,
-            "history": gym.spaces.Box(-np.inf, np.inf, (self.frames, f), np.float32)})
+        spaces = {"obs": env.observation_space, "history": gym.spaces.Box(-np.inf, np.inf, (self.frames, f), np.float32)}
+        if cfg.mode == "hint":  # the model's predicted next row, raw units (MotionExtractor normalises it)
+            spaces["hint"] = gym.spaces.Box(-np.inf, np.inf, (f,), np.float32)
+        self.observation_space = gym.spaces.Dict(spaces)
         self._prev = None
 
     def _states(self):
@@ -338,7 +345,10 @@ class MotionAdapter(gym.Wrapper):
                 base.set_action_base(self.prior.next_qpos(h, base.sim.data.qpos))
             else:
                 self._base = self.prior.next_qpos(h, base.data.qpos)
-        return {"obs": np.asarray(obs, dtype=np.float32), "history": h.copy()}
+        out = {"obs": np.asarray(obs, dtype=np.float32), "history": h.copy()}
+        if self.config.mode == "hint":
+            out["hint"] = self.prior.next_row(h).astype(np.float32)
+        return out
 
     def reset(self, **kwargs):
         self._prev = None
@@ -446,6 +456,8 @@ def _extractor_base():
 class MotionExtractor(_extractor_base()):
     """``{"obs": [B, D], "history": [B, T, F]}`` -> ``[B, D + E]``: the observation (as VecNormalize gives it) and
     the motion encoder's features of the history, normalised with the model's own statistics (fixed buffers).
+    With a ``"hint": [B, F]`` observation (``hint`` mode) -> ``[B, D + E + F]``: the predicted row too, normalised
+    the same way.
 
     The encoder stays in eval mode (no label dropout) while SB3 switches the policy between training and
     inference; whether it learns is ``EncoderSchedule``'s business (requires_grad)."""
@@ -458,7 +470,9 @@ class MotionExtractor(_extractor_base()):
 
         obs_dim = int(np.prod(observation_space["obs"].shape))
         net = build_model(arch, feature_dim, LabelVocab.from_json(vocab), model_config)
-        super().__init__(observation_space, obs_dim + int(net.encoder.features_dim))
+        has_hint = "hint" in observation_space.spaces
+        super().__init__(observation_space, obs_dim + int(net.encoder.features_dim) + (feature_dim if has_hint else 0))
+        self.hint = has_hint
         self.encoder = net.encoder
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
@@ -478,7 +492,10 @@ class MotionExtractor(_extractor_base()):
         b, t = x.shape[0], x.shape[1]
         cond = {n: torch.full((b, t) if n in self.frame_labels else (b,), i, dtype=torch.long, device=x.device)
                 for n, i in self.labels.items()} or None
-        return torch.cat([observations["obs"].flatten(1), self.encoder(x, cond)], dim=1)
+        parts = [observations["obs"].flatten(1), self.encoder(x, cond)]
+        if self.hint:
+            parts.append((observations["hint"] - self.mean) / self.std)
+        return torch.cat(parts, dim=1)
 
 
 def encoders(policy) -> list:
