@@ -94,17 +94,17 @@ if [ "$RL" = 1 ]; then
   # Bootstrapped RL (docs/rl.md, Adapters): a small next-state model of the DeepMimic walk, run and jog (the
   # character's own clips, 30 fps: its control rate), then the same tiny PPO budget from scratch (the encoder's
   # architecture, fresh weights), with the pretrained encoder as features extractor, and with the model's next pose
-  # as the base of the PD targets. A budget this small shows the chain, not which learns faster
-  # (benchmarks/exp_bootstrap.py, docs/results.md).
+  # as the base of the PD targets, and with it as one more input (hint). A budget this small shows the chain, not
+  # which learns faster (benchmarks/exp_bootstrap.py, docs/results.md).
   optiq --quiet train model --config mlp --data "$DATA/deepmimic/humanoid3d_walk.txt" \
     --data "$DATA/deepmimic/humanoid3d_run.txt" --data "$DATA/deepmimic/humanoid3d_jog.txt" \
     --out "$OUT/dm_motion.pt" --max_steps 300 --model.hidden 64 --model.layers 2 --test_ratio 0 --val_ratio 0
-  for MODE in scratch feature prior; do
+  for MODE in scratch feature prior hint; do
     optiq --quiet train rl --env optiq/Track-v0 --reference "$RL_WALK" --character deepmimic \
       --pretrained "$OUT/dm_motion.pt" --adapter-mode "$MODE" --freeze-steps 4096 --total-steps 8192 \
       --env_kwargs.control implicit_pd --tensorboard false --checkpoint_interval 0 --out "$OUT/walk_$MODE.zip"
   done
-  for MODE in scratch feature prior; do
+  for MODE in scratch feature prior hint; do
     optiq eval rl --policy "$OUT/walk_$MODE.zip" --episodes 5 --out "$OUT/walk_${MODE}_report.json"
   done
 fi
