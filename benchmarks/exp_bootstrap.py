@@ -80,19 +80,25 @@ def prepare(work: Path, steps: int) -> Path:
     return model
 
 
+#: Per task, env settings over the ones below (``--env-kwargs TASK JSON``: a variant of the grid, to be run with its
+#: own ``--work`` and ``--results``).
+ENV_OVERRIDES: dict[str, dict] = {}
+
+
 def run_config(task: str, condition: str, seed: int, model: Path, steps: int, freeze: int) -> dict:
     """The RL config (overrides of the task's shipped config) of one run."""
     walk = str(data_root() / "deepmimic" / "humanoid3d_walk.txt")
     common = {"total_steps": steps, "seed": seed, "n_envs": 2, "tensorboard": False, "checkpoint_interval": 50_000,
               "adapter": {"pretrained": str(model), "mode": condition, "freeze_steps": freeze,
                           "encoder_lr_scale": 0.1}}
+    extra = ENV_OVERRIDES.get(task, {})
     if task == "track":
         return {"config": "track_deepmimic_walk", **common,
                 "env_kwargs": {"reference": walk, "character": "deepmimic", "control": "implicit_pd",
-                               "reward": "deepmimic", "action_mode": "residual"}}
+                               "reward": "deepmimic", "action_mode": "residual", **extra}}
     return {"config": "locomotion_deepmimic", **common,
             "env_kwargs": {"character": "deepmimic", "control": "implicit_pd", "action_mode": "residual",
-                           "init_reference": walk, "speed_range": [1.0, 3.0]}}
+                           "init_reference": walk, "speed_range": [1.0, 3.0], **extra}}
 
 
 def one_run(task: str, condition: str, seed: int, model: Path, steps: int, freeze: int, work: Path,
@@ -438,8 +444,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="only run the zero action under each base of the PD targets (no learning)")
     ap.add_argument("--model", type=Path, help="a pretrained model to use instead of --prepare's")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the runs' JSON files")
+    ap.add_argument("--env-kwargs", nargs=2, action="append", default=[], metavar=("TASK", "JSON"),
+                    help="env settings of TASK over the grid's (e.g. loco '{\"velocity_scale\": 0.25}'): a variant, "
+                         "with its own --work and --results")
     args = ap.parse_args(argv)
     RESULTS = args.results
+    for task, text in args.env_kwargs:
+        if task not in TASKS:
+            ap.error(f"--env-kwargs: unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        try:
+            ENV_OVERRIDES[task] = dict(json.loads(text))
+        except (ValueError, TypeError) as exc:
+            ap.error(f"--env-kwargs {task}: expected a JSON object, got {text!r} ({exc})")
     if args.report:
         report(argv, args.work)
         return 0
@@ -476,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(5)
         cmd = [sys.executable, __file__, "--work", str(args.work), "--steps", str(args.steps), "--freeze",
                str(args.freeze), "--episodes", str(args.episodes), "--results", str(RESULTS), "--model", str(model),
-               "--one", t, c, str(s)]
+               *(x for task, text in args.env_kwargs for x in ("--env-kwargs", task, text)), "--one", t, c, str(s)]
         log = open(args.work / f"{t}_{c}_s{s}.log", "a")
         running.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
     for p in running:
