@@ -12,6 +12,10 @@ condition):
 - ``track``: ``optiq/Track-v0`` on the DeepMimic walk (``track_deepmimic_walk`` config);
 - ``loco``: ``optiq/Locomotion-v0``, task-only reward, target speeds of walking to running (1-3 m/s), starting on
   frames of the walk (``locomotion_deepmimic`` config, ``action_mode: residual`` on the rest pose).
+- ``humanoid`` (only with ``--tasks humanoid``): Gymnasium's ``Humanoid-v5`` with its own reward (``ppo_humanoid``
+  config), its motors driven through the same residual PD targets in every condition (``adapter.actions: pd``),
+  with a model of its own body: the Bandai-Namco takes retarget to it at its 66.67 Hz control rate and the same MLP
+  trained on them (``motion_h5.pt`` beside the DeepMimic model, made once).
 
 Conditions (``adapters.py``): ``scratch`` (the encoder's architecture, fresh weights), ``feature`` (pretrained
 encoder, frozen for the first ``--freeze`` steps, then at 0.1 x the learning rate), ``prior`` (the model's next pose
@@ -42,6 +46,8 @@ from common import ROOT, data_root, write_section
 
 RESULTS = ROOT / "benchmarks" / "results" / "bootstrap"
 TASKS = ("track", "loco")
+#: Tasks run only when asked for (``--tasks humanoid``): Humanoid-v5's own reward, a model of its own body.
+EXTRA_TASKS = ("humanoid",)
 CONDITIONS = ("scratch", "feature", "prior", "hint")
 START, END = "<!-- exp_bootstrap:start -->", "<!-- exp_bootstrap:end -->"
 
@@ -50,33 +56,82 @@ def optiq_cli() -> str:
     return str(Path(sys.executable).with_name("optiq"))
 
 
+def humanoid_body() -> Path:
+    """Gymnasium's Humanoid-v5 MJCF (the character of the ``humanoid`` task)."""
+    import gymnasium
+
+    return Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets" / "humanoid.xml"
+
+
+def model_for(task: str, model: Path) -> Path:
+    """The pretrained model of ``task``: ``model`` (the DeepMimic humanoid's), or for ``humanoid`` the model of
+    Humanoid-v5's body beside it (``prepare_humanoid``)."""
+    return model.with_name("motion_h5.pt") if task == "humanoid" else model
+
+
+def data_folder(task: str, work: Path, model: Path) -> Path:
+    """Where the task's retargeted motion data lie: ``work``, or for ``humanoid`` beside its model."""
+    return model_for(task, model).parent if task == "humanoid" else work
+
+
+def prepare_humanoid(work: Path, steps: int) -> Path:
+    """``work/motion_h5.pt`` (made once): the Bandai-Namco locomotion takes retargeted to Humanoid-v5's body at its
+    control rate (0.015 s: 66.67 fps) with the built-in map, and the same MLP trained on them for ``steps``."""
+    model = work / "motion_h5.pt"
+    if model.is_file():
+        return model
+    prepare_data(work)
+    o = optiq_cli()
+    steps_ = [
+        [o, "-q", "rl", "retarget", "--in", str(work / "bandai_loco.parquet"), "--character", str(humanoid_body()),
+         "--map", "bandai_to_humanoid_v5", "--fps", "66.6667", "--out", str(work / "bandai_h5.parquet")],
+        [o, "-q", "train", "model", "--config", "mlp", "--data", str(work / "bandai_h5.parquet"), "--out", str(model),
+         "--max_steps", str(steps), "--model.hidden", "256", "--model.layers", "3", "--model.context", "4",
+         "--device", "cpu"],
+    ]
+    _run_missing(steps_)
+    return model
+
+
+def _run_missing(commands: list[list[str]]) -> None:
+    """Run each command whose ``--out`` does not exist yet."""
+    for cmd in commands:
+        out = Path(cmd[cmd.index("--out") + 1])
+        if not out.exists():
+            print("+", " ".join(cmd[:4]), "...", out.name, flush=True)
+            subprocess.run(cmd, check=True)
+
+
+def prepare_data(work: Path) -> None:
+    """The Bandai-Namco locomotion takes as one dataset, ``work/bandai_loco.parquet`` (made once)."""
+    work.mkdir(parents=True, exist_ok=True)
+    bandai = data_root() / "corpora" / "bandai_namco" / "data"
+    takes = sorted(str(p) for c in ("walk", "walk-back", "walk-left", "walk-right", "run", "dash")
+                   for p in bandai.glob(f"dataset-1_{c}_*.bvh"))
+    _run_missing([[optiq_cli(), "-q", "data", "convert", "--in", *takes, "--out", str(work / "bandai_loco.parquet")]])
+
+
 def prepare(work: Path, steps: int) -> Path:
     """The pretrained model ``work/motion_dm.pt`` (made once): data retargeted to the DeepMimic humanoid, then an
     MLP next-state model trained for ``steps`` optimiser steps."""
     model = work / "motion_dm.pt"
     if model.is_file():
         return model
-    work.mkdir(parents=True, exist_ok=True)
-    data, bandai = data_root(), data_root() / "corpora" / "bandai_namco" / "data"
-    takes = sorted(str(p) for c in ("walk", "walk-back", "walk-left", "walk-right", "run", "dash")
-                   for p in bandai.glob(f"dataset-1_{c}_*.bvh"))
+    prepare_data(work)
+    data = data_root()
     dm = [str(data / "deepmimic" / f"humanoid3d_{m}.txt") for m in ("walk", "run", "jog")]
     o = optiq_cli()
     steps = [
-        [o, "-q", "data", "convert", "--in", *takes, "--out", str(work / "bandai_loco.parquet")],
         [o, "-q", "rl", "retarget", "--in", str(work / "bandai_loco.parquet"), "--character", "deepmimic", "--map",
          "bandai_to_deepmimic", "--out", str(work / "bandai_dm.parquet")],
         [o, "-q", "data", "convert", "--in", *dm, "--out", str(work / "dm_loco.parquet")],
         [o, "-q", "rl", "retarget", "--in", str(work / "dm_loco.parquet"), "--character", "deepmimic", "--out",
          str(work / "dm_ref.parquet")],
         [o, "-q", "train", "model", "--config", "mlp", "--data", str(work / "dm_ref.parquet"), "--data",
-         str(work / "bandai_dm.parquet"), "--out", str(model), "--max_steps", str(steps), "--model.hidden", "256", "--model.layers", "3", "--model.context", "4", "--device", "cpu"],
+         str(work / "bandai_dm.parquet"), "--out", str(model), "--max_steps", str(steps), "--model.hidden", "256",
+         "--model.layers", "3", "--model.context", "4", "--device", "cpu"],
     ]
-    for cmd in steps:
-        out = Path(cmd[cmd.index("--out") + 1])
-        if not out.exists():
-            print("+", " ".join(cmd[:4]), "...", out.name, flush=True)
-            subprocess.run(cmd, check=True)
+    _run_missing(steps)
     return model
 
 
@@ -89,9 +144,14 @@ def run_config(task: str, condition: str, seed: int, model: Path, steps: int, fr
     """The RL config (overrides of the task's shipped config) of one run."""
     walk = str(data_root() / "deepmimic" / "humanoid3d_walk.txt")
     common = {"total_steps": steps, "seed": seed, "n_envs": 2, "tensorboard": False, "checkpoint_interval": 50_000,
-              "adapter": {"pretrained": str(model), "mode": condition, "freeze_steps": freeze,
+              "adapter": {"pretrained": str(model_for(task, model)), "mode": condition, "freeze_steps": freeze,
                           "encoder_lr_scale": 0.1}}
     extra = ENV_OVERRIDES.get(task, {})
+    if task == "humanoid":
+        # Its motors take torques: every condition acts through the same PD targets (TorquePD), residual on the
+        # rest pose or, for prior, on the model's pose.
+        common["adapter"]["actions"] = "pd"
+        return {"config": "ppo_humanoid", **common, "env_kwargs": dict(extra)}
     if task == "track":
         return {"config": "track_deepmimic_walk", **common,
                 "env_kwargs": {"reference": walk, "character": "deepmimic", "control": "implicit_pd",
@@ -128,8 +188,8 @@ def one_run(task: str, condition: str, seed: int, model: Path, steps: int, freez
            "wall_s": wall, "steps_per_s": result.steps_per_second, "freeze_steps": freeze, "resumed_from": resumed,
            "curve": [[r["steps"], r["return_mean"], r["length_mean"]] for r in _curve(out)],
            "eval": report["rl"]["policies"]["policy"], "eval_episodes": episodes,
-           "model": str(model), "env_kwargs": cfg.env_kwargs, "algo_kwargs": cfg.algo_kwargs}
-    row["likeness"] = motion_likeness(out, model, work, episodes)
+           "model": str(model_for(task, model)), "env_kwargs": cfg.env_kwargs, "algo_kwargs": cfg.algo_kwargs}
+    row["likeness"] = motion_likeness(task, out, data_folder(task, work, model), episodes)
     return write_row(row, RESULTS / f"{name}.json")
 
 
@@ -180,9 +240,9 @@ def write_row(row: dict, path: Path) -> Path:
 _DATA: dict = {}
 
 
-def motion_likeness(policy_path: Path, model: Path, work: Path, episodes: int) -> dict:
+def motion_likeness(task: str, policy_path: Path, work: Path, episodes: int) -> dict:
     """``likeness.py``'s measures of the policy's motion (``episodes`` deterministic episodes) against the motion
-    data the model was trained on (the retargeted datasets in ``work``)."""
+    data the task's model was trained on (the retargeted datasets in ``work``)."""
     from optiq import open_dataset
     from optiq_rl.likeness import clip_motion, likeness, rollout_motion
     from optiq_rl.train import load_policy
@@ -191,14 +251,15 @@ def motion_likeness(policy_path: Path, model: Path, work: Path, episodes: int) -
     env = policy.make_env()
     prior = env.prior
     env.close()
-    if "data" not in _DATA:
+    if task not in _DATA:
         clips = []
-        for name in ("dm_ref.parquet", "bandai_dm.parquet"):
+        names = ("bandai_h5.parquet",) if task == "humanoid" else ("dm_ref.parquet", "bandai_dm.parquet")
+        for name in names:
             if (work / name).exists():
                 with open_dataset(work / name) as ds:
                     clips += [ds.read_clip(n) for n in ds.clip_names]
-        _DATA["data"] = clip_motion(clips, prior)
-    return likeness(rollout_motion(policy, episodes, seed=2000), _DATA["data"], prior)
+        _DATA[task] = clip_motion(clips, prior)
+    return likeness(rollout_motion(policy, episodes, seed=2000), _DATA[task], prior)
 
 
 def fill_likeness(work: Path, model: Path, episodes: int) -> None:
@@ -208,7 +269,7 @@ def fill_likeness(work: Path, model: Path, episodes: int) -> None:
         row = json.loads(path.read_text())
         policy = work / "runs" / f"{row['task']}_{row['condition']}_s{row['seed']}" / "policy.zip"
         if "likeness" not in row and policy.is_file():
-            row["likeness"] = motion_likeness(policy, model, work, episodes)
+            row["likeness"] = motion_likeness(row["task"], policy, data_folder(row["task"], work, model), episodes)
             write_row(row, path)
             print("likeness:", path.name, row["likeness"], flush=True)
 
@@ -284,7 +345,7 @@ def steps_to(curve: list, level: float) -> float:
 
 def table(results: list[dict]) -> tuple[list[str], dict]:
     lines, numbers = [], {}
-    for task in TASKS:
+    for task in TASKS + EXTRA_TASKS:
         rows = [r for r in results if r["task"] == task]
         if not rows:
             continue
@@ -293,7 +354,8 @@ def table(results: list[dict]) -> tuple[list[str], dict]:
         base = float(np.median([steps_to(r["curve"], level) for r in scratch])) if scratch else float("nan")
         # The rise, not the plateau: steps to three quarters of scratch's final return.
         base75 = float(np.median([steps_to(r["curve"], 0.75 * level) for r in scratch])) if scratch else float("nan")
-        keys = ["success", "mpjpe_global_mm", "mpjpe_local_mm"] if task == "track" else ["velocity_error", "energy"]
+        keys = {"track": ["success", "mpjpe_global_mm", "mpjpe_local_mm"], "loco": ["velocity_error", "energy"]}.get(
+            task, ["length"])
         lines += [f"**{task}** ({rows[0]['env']}; {rows[0]['total_steps']:,} env steps per run; scratch's final "
                   f"return {level:.1f})", "",
                   "| condition | seeds | final return | env steps to scratch's final return | ratio to scratch | "
@@ -399,7 +461,7 @@ def report(argv: list[str], work: Path) -> None:
     results = load_results()
     lines, numbers = table(results)
     lines = model_lines(work) + diagnose_lines() + lines
-    for task in TASKS:
+    for task in TASKS + EXTRA_TASKS:
         rep = curves_report(results, task)
         if rep is not None:
             (RESULTS.parent / f"bootstrap_{task}_curves.json").write_text(json.dumps(rep, indent=1))
@@ -450,8 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     RESULTS = args.results
     for task, text in args.env_kwargs:
-        if task not in TASKS:
-            ap.error(f"--env-kwargs: unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        if task not in TASKS + EXTRA_TASKS:
+            ap.error(f"--env-kwargs: unknown task {task!r}; tasks: {', '.join(TASKS + EXTRA_TASKS)}")
         try:
             ENV_OVERRIDES[task] = dict(json.loads(text))
         except (ValueError, TypeError) as exc:
@@ -459,11 +521,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         report(argv, args.work)
         return 0
-    bad = sorted(set(args.tasks.split(",")) - set(TASKS)) + sorted(set(args.conditions.split(",")) - set(CONDITIONS))
+    bad = sorted(set(args.tasks.split(",")) - set(TASKS + EXTRA_TASKS)) + sorted(
+        set(args.conditions.split(",")) - set(CONDITIONS))
     if bad:
         ap.error(f"unknown task or condition {', '.join(bad)}; tasks: {', '.join(TASKS)}; conditions: "
                  f"{', '.join(CONDITIONS)}")
     model = args.model or prepare(args.work, args.model_steps)
+    if "humanoid" in args.tasks.split(",") and not args.one:
+        prepare_humanoid(model.parent, args.model_steps)
     if args.prepare_only:
         print(model)
         return 0
