@@ -149,17 +149,22 @@ class _Problem:
         frames = x.reshape(*x.shape[:-1], t, self.per_frame)
         return (frames[..., :3], frames[..., 3:5], frames[..., 5:].reshape(*x.shape[:-1], t, -1, 3), self.s0)
 
+    @cached_property
+    def _slots(self) -> tuple[np.ndarray, dict[int, int]]:
+        """``positions``' bookkeeping: each joint's slot (the base 0, the ``chain`` 1 .. C: only they are computed)
+        and ``{joint: its index in free}``."""
+        slot = np.zeros(self.skeleton.num_joints, np.int64)
+        slot[self.base], slot[self.chain] = 0, np.arange(1, len(self.chain) + 1)
+        return slot, {int(j): i for i, j in enumerate(self.free)}
+
     def positions(self, x: np.ndarray) -> np.ndarray:
         """World positions ``[..., T, K, 3]`` metres of the used joints for unknowns ``[..., T * per_frame]``."""
         root_rv, root_xz, rv, _ = self.unpack(x)
-        lead, nj = root_rv.shape[:-1], self.skeleton.num_joints
+        lead = root_rv.shape[:-1]
         # Rotation matrices rather than quaternions: one matmul per joint on [..., T, 3, 3] is the cheapest step
         # of the forward kinematics, which the finite differences run a hundred times per iteration (batched).
-        # Only the base and the joints below it on the way to the used joints (``chain``), in slots 0 .. C.
-        slot = np.zeros(nj, np.int64)
-        slot[self.base], slot[self.chain] = 0, np.arange(1, len(self.chain) + 1)
+        slot, where = self._slots
         turned = _rotvec_matrix(rv)                                         # [..., T, F, 3, 3]
-        where = {int(j): i for i, j in enumerate(self.free)}
         rot = np.empty((*lead, len(self.chain) + 1, 3, 3))
         pos = np.zeros((*lead, len(self.chain) + 1, 3))
         rot[..., 0, :, :] = _rotvec_matrix(root_rv) @ self.ref_base
@@ -204,7 +209,7 @@ class _Problem:
 
     def jacobian(self, x: np.ndarray, r: np.ndarray, sparsity, group: np.ndarray):
         """The residuals' Jacobian at ``x`` (``r`` = ``residuals(x)``) by forward differences, as a scipy.sparse
-        matrix with ``sparsity``'s pattern. The unknowns of one ``group`` (``_colour``) move at once, and the
+        matrix with ``sparsity``'s pattern. The unknowns of one ``group`` (``groups``) move at once, and the
         groups' perturbed solutions are evaluated as one batch (a Python loop over them would cost more than the
         arithmetic)."""
         from scipy.sparse import csr_matrix
@@ -235,6 +240,22 @@ class _Problem:
                 if joint in above:
                     dep[k, 5 + 3 * f:8 + 3 * f] = True
         return dep
+
+    def groups(self) -> np.ndarray:
+        """``[T * per_frame]`` a group per unknown such that no residual row depends on two unknowns of one group:
+        each group's finite difference is one evaluation. A row reads frames t .. t+2 at most, so frames three
+        apart never share a row; within a frame two unknowns share one when some used joint depends on both
+        (``depends``: reprojection, acceleration and still-foot rows; a hinge's unknowns are its distal joint's).
+        One frame's unknowns are coloured greedily on that conflict, and the colours repeat every third frame."""
+        conflict = (self.depends.T.astype(np.int64) @ self.depends.astype(np.int64)) > 0   # [n, n]
+        n = self.per_frame
+        colour = np.full(n, -1, np.int64)
+        for u in range(n):  # one frame's unknowns, not frames
+            taken = set(colour[conflict[u] & (colour >= 0)].tolist())
+            colour[u] = next(c for c in range(n) if c not in taken)
+        colours = int(colour.max()) + 1
+        t = self.obs.shape[0]
+        return (np.arange(t)[:, None] % 3 * colours + colour[None, :]).ravel()
 
     def sparsity(self):
         """Which unknowns each residual row depends on (scipy.sparse CSR, rows x unknowns; ``residuals``' rows)."""
@@ -289,19 +310,6 @@ class _Problem:
             advance(len(self.contact) * 3)
         rows, cols = np.concatenate(rows), np.concatenate(cols)
         return csr_matrix((np.ones(rows.size), (rows, cols)), shape=(count, t * n))
-
-
-def _colour(sparsity) -> np.ndarray:
-    """``[unknowns]`` a group per unknown such that no residual row depends on two unknowns of one group (greedy
-    colouring of the unknowns' conflict graph): each group's finite difference is one evaluation."""
-    conflict = (sparsity.T @ sparsity).tocsr()
-    colour = np.full(sparsity.shape[1], -1, np.int64)
-    for col in range(sparsity.shape[1]):
-        taken = colour[conflict.indices[conflict.indptr[col]:conflict.indptr[col + 1]]]
-        free = np.ones(len(taken) + 1, bool)
-        free[taken[(taken >= 0) & (taken < len(free))]] = False
-        colour[col] = np.argmax(free)
-    return colour
 
 
 def _rotvec_matrix(rv: np.ndarray) -> np.ndarray:
@@ -603,7 +611,7 @@ def _levenberg_marquardt(prob: _Problem, x: np.ndarray, sparsity, iterations: in
     from scipy.sparse.linalg import spsolve
 
     fun = prob.residuals
-    group = _colour(sparsity)
+    group = prob.groups()
     r = fun(x)
     cost = r @ r
     damping = 1e-3
