@@ -229,6 +229,99 @@ def diagnose(model: Path, episodes: int, steps: int = 300) -> Path:
     return write_row({"rows": rows, "model": str(model)}, RESULTS.parent / "bootstrap_diagnose.json")
 
 
+def _ridge_r2(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> float:
+    """Held-out R^2 (variance-weighted over the columns of ``y [N, K]``) of a ridge regression of ``y`` on
+    ``x [N, D]``, fitted on the rows ``train`` (bool ``[N]``) and scored on the rest. The columns of ``x`` are
+    standardised on the training rows; the penalty is chosen from a grid on the last fifth of the training rows."""
+    mu, sd = x[train].mean(0), x[train].std(0) + 1e-8
+    x = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
+
+    def fit(rows, lam):
+        a, b = x[rows], y[rows]
+        reg = lam * np.eye(a.shape[1])
+        reg[-1, -1] = 0.0  # the intercept is not penalised
+        return np.linalg.solve(a.T @ a + reg, a.T @ b)
+
+    def r2(rows, w):
+        err = ((y[rows] - x[rows] @ w) ** 2).sum()
+        return 1.0 - err / ((y[rows] - y[rows].mean(0)) ** 2).sum()
+
+    idx = np.flatnonzero(train)
+    cut = idx[int(len(idx) * 0.8)]
+    fit_rows, val_rows = train & (np.arange(len(x)) < cut), train & (np.arange(len(x)) >= cut)
+    lam = max((10.0 ** k for k in range(-2, 5)), key=lambda lam: r2(val_rows, fit(fit_rows, lam)))
+    return float(r2(~train, fit(train, lam)))
+
+
+def probe(work: Path, model: Path, task: str = "track", episodes: int = 20) -> Path:
+    """Why the pretrained encoder adds little: linear probes on the states that the trained ``scratch`` policy
+    of ``task`` (seed 0) visits. Targets: that policy's actions (deterministic, ``[nu]``) and the discounted
+    return from each state (the critic's target, gamma of the run; where an episode was cut at its time limit its
+    last 100 steps are left out of this one, their return being cut short by the clock, which no state shows). Inputs: the env's observation alone, and with
+    the pretrained encoder's features of the last frames, with a randomly initialised encoder's (the same
+    network: what extra random features alone buy a linear fit), with the model's predicted next row (``hint``)
+    and with the raw history the encoder reads. Ridge regression, held-out R^2 on the last 30% of the episodes.
+    Written to ``RESULTS.parent / "bootstrap_probe.json"``."""
+    import torch
+    from optiq_models.nets import build_model
+    from optiq_rl.train import load_policy
+
+    policy = load_policy(work / "runs" / f"{task}_scratch_s0" / "policy.zip")
+    env = policy.make_env()
+    prior, gamma = env.prior, float(policy.config.algo_kwargs.get("gamma", 0.99))
+    obs_rows, hist_rows, actions, returns, episode, clocked = [], [], [], [], [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=4000 + i)
+        rewards, done = [], False
+        while not done:
+            action = policy.act(obs, True)
+            obs_rows.append(obs["obs"].copy())
+            hist_rows.append(obs["history"].copy())
+            actions.append(np.asarray(action, np.float64))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            rewards.append(float(reward))
+            done = terminated or truncated
+        ret, acc = np.empty(len(rewards)), 0.0
+        for k in range(len(rewards) - 1, -1, -1):  # discounted return-to-go, cut at the episode's end
+            acc = rewards[k] + gamma * acc
+            ret[k] = acc
+        returns.append(ret)
+        episode += [i] * len(rewards)
+        cut = np.zeros(len(rewards), bool)
+        if truncated and not terminated:
+            cut[-100:] = True
+        clocked.append(cut)
+    env.close()
+    obs_x, hist, act = np.array(obs_rows), np.array(hist_rows, np.float32), np.array(actions)
+    ret, keep = np.concatenate(returns)[:, None], ~np.concatenate(clocked)
+    train = np.array(episode) < int(round(episodes * 0.7))
+    x_norm = torch.from_numpy((hist - prior.mean) / prior.std)
+    cond = prior.cond(len(hist), hist.shape[1])
+    c = prior.ckpt
+    with torch.inference_mode():
+        pretrained = prior.model.encoder(x_norm, cond).numpy()
+        hint = prior.model.predict_next(x_norm, cond, prior.guidance).numpy()
+        torch.manual_seed(0)
+        random_net = build_model(c.arch, int(c.feature_dim), c.vocab, dict(c.model_config)).eval()
+        random_feat = random_net.encoder(x_norm, cond).numpy()
+    inputs = {"observation": obs_x, "+ pretrained encoder": np.hstack([obs_x, pretrained]),
+              "+ random encoder": np.hstack([obs_x, random_feat]), "+ predicted next row (hint)":
+              np.hstack([obs_x, hint]), "+ raw history": np.hstack([obs_x, hist.reshape(len(hist), -1)]),
+              "pretrained encoder alone": pretrained}
+    rows = []
+    for name, x in inputs.items():
+        per_action = [_ridge_r2(x, act[:, [k]], train) for k in range(act.shape[1])]
+        rows.append({"input": name, "width": int(x.shape[1]), "r2_actions": _ridge_r2(x, act, train),
+                     "r2_actions_median": float(np.median(per_action)),
+                     "r2_return": _ridge_r2(x[keep], ret[keep], train[keep])})
+        print(f"{task} probe {name}: actions R2 {rows[-1]['r2_actions']:.3f} (median over actions "
+              f"{rows[-1]['r2_actions_median']:.3f}), return R2 {rows[-1]['r2_return']:.3f}", flush=True)
+    return write_row({"task": task, "policy": f"{task}_scratch_s0", "episodes": episodes, "steps": len(act),
+                      "return_steps": int(keep.sum()), "action_std": act.std(0).tolist(),
+                      "train_episodes": int(round(episodes * 0.7)), "gamma": gamma, "model": str(model), "rows": rows},
+                     RESULTS.parent / f"bootstrap_probe_{task}.json")
+
+
 def write_row(row: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -457,10 +550,30 @@ def diagnose_lines() -> list[str]:
     return [*out, ""]
 
 
+def probe_lines() -> list[str]:
+    """The table of ``--probe``'s results, when they exist."""
+    found = [json.loads(p.read_text()) for t in TASKS + EXTRA_TASKS
+             if (p := RESULTS.parent / f"bootstrap_probe_{t}.json").exists()]
+    if not found:
+        return []
+    out = ["What the encoder's features add to the observation (`--probe`: linear probes on the states the trained "
+           "scratch policy of seed 0 visits, deterministic episodes; ridge regression, held-out R^2 on the last 30% "
+           "of the episodes; targets: the policy's actions, variance-weighted and the median over the actions, "
+           "and the discounted return from the state, without the last 100 steps of an episode cut by the "
+           "clock):", "",
+           "| task | input | width | R^2 actions | median over actions | R^2 return |", "|---|---|---|---|---|---|"]
+    for data in found:
+        for r in data["rows"]:
+            out.append(f"| {data['task']} ({data['steps']} steps, {data['episodes']} episodes) | {r['input']} | "
+                       f"{r['width']} | {r['r2_actions']:.3f} | {r['r2_actions_median']:.3f} | "
+                       f"{r['r2_return']:.3f} |")
+    return [*out, ""]
+
+
 def report(argv: list[str], work: Path) -> None:
     results = load_results()
     lines, numbers = table(results)
-    lines = model_lines(work) + diagnose_lines() + lines
+    lines = model_lines(work) + diagnose_lines() + probe_lines() + lines
     for task in TASKS + EXTRA_TASKS:
         rep = curves_report(results, task)
         if rep is not None:
@@ -504,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="render the first seed's policies of each task side by side (WORK/videos/)")
     ap.add_argument("--diagnose", action="store_true",
                     help="only run the zero action under each base of the PD targets (no learning)")
+    ap.add_argument("--probe", action="store_true",
+                    help="only the linear probes of the encoder's features on the scratch policy's states (seed 0)")
     ap.add_argument("--model", type=Path, help="a pretrained model to use instead of --prepare's")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the runs' JSON files")
     ap.add_argument("--env-kwargs", nargs=2, action="append", default=[], metavar=("TASK", "JSON"),
@@ -537,6 +652,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.diagnose:
         print(diagnose(model, args.episodes))
+        return 0
+    if args.probe:
+        for task in args.tasks.split(","):
+            print(probe(args.work, model, task))
         return 0
     if args.videos:
         for task in args.tasks.split(","):
