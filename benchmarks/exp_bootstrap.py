@@ -4,7 +4,10 @@ The grid: tasks x conditions x seeds, each run its own job (``optiq_rl.train.tra
 small JSON under ``benchmarks/results/bootstrap/`` (its learning curve, its evaluation, its wall time; never a
 checkpoint). Runs whose JSON exists are skipped, so the grid fills across sessions; ``--jobs N`` runs N at a time.
 ``--report`` reads every JSON and writes the tables (``docs/results.md``, between the ``exp_bootstrap`` markers) and
-a report of the curves for ``optiq viz plots``.
+a report of the curves for ``optiq viz plots``. Analyses of the first seed's policies: ``--diagnose`` (the zero
+action under each base of the PD targets), ``--probe`` (linear probes: what the encoder's features add to the
+observation), ``--videos`` (the conditions side by side; three frames of it committed as
+``benchmarks/results/bootstrap_TASK_video_frames.png``).
 
 Tasks (the DeepMimic humanoid, MuJoCo's own PD: ``implicit_pd``, residual actions of 0.5 rad per unit in every
 condition):
@@ -404,7 +407,27 @@ def side_by_side(work: Path, task: str, seed: int, steps: int = 300) -> Path | N
     frames = np.stack([np.concatenate([c[min(i, len(c) - 1)] for c in clips], axis=1) for i in range(n)])
     out = work / "videos" / f"{task}_s{seed}_{'_'.join(c for c, _ in policies)}.mp4"
     encode([frames], out, exact_fps(float(fps)))
+    video_frames(out, RESULTS.parent / f"bootstrap_{task}_video_frames.png")
     return out
+
+
+def video_frames(video: Path, png: Path, at: tuple[int, ...] = (100, 200, 299), width: int = 960) -> Path:
+    """Frames ``at`` (clamped to the last) of ``video`` stacked top to bottom, scaled to ``width`` px: the
+    committed still of a side-by-side video (the MP4 stays in the work folder)."""
+    import imageio_ffmpeg
+    from PIL import Image
+
+    reader = imageio_ffmpeg.read_frames(str(video))
+    w, h = next(reader)["size"]
+    frames = [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
+    picked = np.concatenate([frames[min(i, len(frames) - 1)] for i in at], axis=0)
+    image = Image.fromarray(picked)
+    image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    image.save(tmp)
+    os.replace(tmp, png)
+    return png
 
 
 # --- the report ------------------------------------------------------------------------------------------------
