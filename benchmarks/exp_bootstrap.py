@@ -411,16 +411,19 @@ def side_by_side(work: Path, task: str, seed: int, steps: int = 300) -> Path | N
     return out
 
 
-def video_frames(video: Path, png: Path, at: tuple[int, ...] = (100, 200, 299), width: int = 960) -> Path:
-    """Frames ``at`` (clamped to the last) of ``video`` stacked top to bottom, scaled to ``width`` px: the
-    committed still of a side-by-side video (the MP4 stays in the work folder)."""
+def video_frames(video: Path, png: Path, at: tuple[int, ...] | None = None, width: int = 960) -> Path:
+    """Frames ``at`` (clamped to the last; default: a third, two thirds and the last of the video, frames 100, 200
+    and 299 of a 300-frame one) of ``video`` stacked top to bottom, scaled to ``width`` px: the committed still of
+    a side-by-side video (the MP4 stays in the work folder)."""
     import imageio_ffmpeg
     from PIL import Image
 
     reader = imageio_ffmpeg.read_frames(str(video))
     w, h = next(reader)["size"]
     frames = [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
-    picked = np.concatenate([frames[min(i, len(frames) - 1)] for i in at], axis=0)
+    n = len(frames)
+    at = (n // 3, 2 * n // 3, n - 1) if at is None else at
+    picked = np.concatenate([frames[min(i, n - 1)] for i in at], axis=0)
     image = Image.fromarray(picked)
     image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
     png.parent.mkdir(parents=True, exist_ok=True)
