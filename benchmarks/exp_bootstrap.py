@@ -475,6 +475,7 @@ def table(results: list[dict]) -> tuple[list[str], dict]:
         base75 = float(np.median([steps_to(r["curve"], 0.75 * level) for r in scratch])) if scratch else float("nan")
         keys = {"track": ["success", "mpjpe_global_mm", "mpjpe_local_mm"], "loco": ["velocity_error", "energy"]}.get(
             task, ["length"])
+        # wall: a run's steps at its rate (a resumed run's process timed only its part)
         lines += [f"**{task}** ({rows[0]['env']}; {rows[0]['total_steps']:,} env steps per run; scratch's final "
                   f"return {level:.1f})", "",
                   "| condition | seeds | final return | env steps to scratch's final return | ratio to scratch | "
@@ -500,7 +501,7 @@ def table(results: list[dict]) -> tuple[list[str], dict]:
             lines.append(f"| {cond} | {len(rs)} | {np.mean(fin):.1f} ± {np.std(fin):.1f} | {reach_txt} | {ratio} | "
                          f"{ratio75} | "
                          + " | ".join(cells) + f" | {np.mean([r['steps_per_s'] for r in rs]):.0f} | "
-                         f"{np.mean([r['wall_s'] for r in rs]) / 60:.0f} |")
+                         f"{np.mean([r['total_steps'] / r['steps_per_s'] for r in rs]) / 60:.0f} |")
         lines.append("")
         liked = [r for r in rows if r.get("likeness")]
         if liked:
