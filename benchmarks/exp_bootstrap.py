@@ -577,6 +577,41 @@ def diagnose_lines() -> list[str]:
     return [*out, ""]
 
 
+def still_check(work: Path, model: Path, frames: int = 60) -> Path:
+    """Would the model's one-step prediction error make a style reward (AMP-like, the model in place of a
+    discriminator)? Its error (mean squared, in the model's normalised feature units) on the transitions of the
+    motion data it was trained on (the DeepMimic clips and the Bandai-Namco takes on the DeepMimic humanoid; at most
+    ``frames`` per clip), against poses of the same clips held still (every 10th frame of each, repeated).
+    Written to ``RESULTS.parent / "bootstrap_probe_still.json"``."""
+    from optiq import open_dataset
+    from optiq_rl import character
+    from optiq_rl.adapters import MotionPrior
+    from optiq_rl.likeness import clip_motion
+
+    prior = MotionPrior(model, character("deepmimic"), 30.0)
+    clips = []
+    for name in ("dm_ref.parquet", "bandai_dm.parquet"):
+        with open_dataset(work / name) as ds:
+            clips += [ds.read_clip(n) for n in ds.clip_names]
+    t0 = prior.context
+
+    def error(rows: np.ndarray) -> list[float]:
+        return [float(np.mean(((rows[t] - prior.next_row(rows[t - t0:t])) / prior.std) ** 2))
+                for t in range(t0, min(len(rows), t0 + frames))]
+
+    data, held = [], []
+    for motion in clip_motion(clips, prior):
+        data += error(motion.rows)
+        for t in range(0, min(len(motion.rows), frames), 10):
+            held += error(np.repeat(motion.rows[t:t + 1], t0 + 1, axis=0))
+    row = {"clips": len(clips), "transitions": len(data), "data_median": float(np.median(data)),
+           "data_p90": float(np.percentile(data, 90)), "held": len(held), "held_median": float(np.median(held)),
+           "held_p10": float(np.percentile(held, 10)), "held_share_below_data_median":
+           float(np.mean(np.array(held) < np.median(data))), "model": str(model)}
+    print("still check:", row, flush=True)
+    return write_row(row, RESULTS.parent / "bootstrap_probe_still.json")
+
+
 def probe_lines() -> list[str]:
     """The table of ``--probe``'s results, when they exist."""
     found = [json.loads(p.read_text()) for t in TASKS + EXTRA_TASKS
@@ -594,6 +629,14 @@ def probe_lines() -> list[str]:
             out.append(f"| {data['task']} ({data['steps']} steps, {data['episodes']} episodes) | {r['input']} | "
                        f"{r['width']} | {r['r2_actions']:.3f} | {r['r2_actions_median']:.3f} | "
                        f"{r['r2_return']:.3f} |")
+    still = RESULTS.parent / "bootstrap_probe_still.json"
+    if still.exists():
+        r = json.loads(still.read_text())
+        out += ["", f"The model's one-step prediction error (mean squared, normalised features; `--probe`'s still "
+                f"check) on {r['transitions']} transitions of its {r['clips']} training clips: median "
+                f"{r['data_median']:.3f} (90th percentile {r['data_p90']:.3f}); on {r['held']} poses of them held "
+                f"still: median {r['held_median']:.3f} (10th percentile {r['held_p10']:.4f}), "
+                f"{100 * r['held_share_below_data_median']:.0f}% of them below the data's median."]
     return [*out, ""]
 
 
@@ -681,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
         print(diagnose(model, args.episodes))
         return 0
     if args.probe:
+        print(still_check(args.work, model))
         for task in args.tasks.split(","):
             print(probe(args.work, model, task))
         return 0
