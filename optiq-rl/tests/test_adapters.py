@@ -105,7 +105,7 @@ def test_prior_with_a_zero_residual_targets_the_models_prediction(walk, motion_m
     env.close()
 
 
-@pytest.mark.parametrize("mode", ["scratch", "feature", "prior", "hint"])
+@pytest.mark.parametrize("mode", ["scratch", "feature", "prior", "hint", "style"])
 def test_each_mode_trains_saves_reloads_and_acts_the_same(walk, motion_model, tmp_path, mode):
     out = tmp_path / f"{mode}.zip"
     cfg = RLConfig().updated({"env": "optiq/Track-v0", "total_steps": 256, **TINY,
@@ -221,6 +221,48 @@ def test_hint_observes_the_prediction_and_keeps_the_envs_base(walk, motion_model
     assert out.shape == (1, env.observation_space["obs"].shape[0] + env.prior.features_dim + f)
     want = (torch.as_tensor(obs["hint"]) - ext.mean) / ext.std
     assert torch.allclose(out[0, -f:], want)
+    env.close()
+
+
+def test_style_rewards_what_the_model_predicts_and_reports_the_task_apart(walk, motion_model):
+    """``style``: after a step the reward is the env's plus ``w exp(-k e)``, ``e`` the model's normalised squared
+    error on the row just reached, predicted from the rows before it; the env's reward and the episode's own return
+    stay in the infos, and ``rollout`` (evaluation) reports the task's return."""
+    from optiq_rl.train import rollout
+
+    env = track(walk, motion_model, mode="style", action_mode="residual")
+    plain = track(walk, motion_model, mode="hint", action_mode="residual")  # the same env, no style reward
+    obs, _ = env.reset(seed=0)
+    plain.reset(seed=0)
+    w, k, std = env.config.style_weight, env.config.style_scale, env.prior.std.astype(np.float64)
+    zero = np.zeros(env.action_space.shape)
+    task, styles = 0.0, []
+    for _ in range(5):
+        pred = env.prior.next_row(obs["history"])  # from the rows before the step
+        obs, reward, terminated, truncated, info = env.step(zero)
+        _, want_task, *_ = plain.step(zero)
+        e = np.mean(((obs["history"][-1].astype(np.float64) - pred) / std) ** 2)
+        assert info["task_reward"] == want_task
+        assert info["style_reward"] == pytest.approx(w * np.exp(-k * e), rel=1e-6)
+        assert 0.0 < info["style_reward"] <= w
+        assert reward == pytest.approx(want_task + info["style_reward"], rel=1e-12)
+        task += want_task
+        styles.append(info["style_reward"])
+    assert len(set(styles)) > 1  # the body's motion changes what the model expects
+    env.unwrapped.max_steps = 6  # end the episode at the next step: its task return comes in the info
+    *_, terminated, truncated, info = env.step(zero)
+    assert truncated and info["task_return"] == pytest.approx(task + info["task_reward"], rel=1e-12)
+    env.close()
+    plain.close()
+
+    class Zero:  # a policy of zero actions, for rollout
+        def act(self, obs, deterministic=True):
+            return np.zeros(env.action_space.shape, np.float32)
+
+    env = track(walk, motion_model, mode="style", action_mode="residual")
+    ep = rollout(Zero(), env, seed=3)
+    assert ep["return"] == pytest.approx(sum(i["task_reward"] for i in ep["infos"][1:]), rel=1e-12)
+    assert ep["infos"][-1]["task_return"] == pytest.approx(ep["return"], rel=1e-12)
     env.close()
 
 

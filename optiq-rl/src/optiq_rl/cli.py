@@ -197,10 +197,11 @@ def _summary(char) -> str:
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --out (step count kept).")
 @click.option("--pretrained", type=click.Path(dir_okay=False),
               help="A motion model of optiq train model (.pt) to start from (docs/rl.md, Adapters).")
-@click.option("--adapter-mode", type=click.Choice(["scratch", "feature", "prior", "hint"]),
+@click.option("--adapter-mode", type=click.Choice(["scratch", "feature", "prior", "hint", "style"]),
               help="With --pretrained: scratch (its encoder's architecture, fresh weights), feature (its encoder "
-                   "as features extractor), prior (its next pose as the base of residual PD targets) or hint (its "
-                   "next pose as one more input of the policy). Default feature.")
+                   "as features extractor), prior (its next pose as the base of residual PD targets), hint (its "
+                   "next pose as one more input of the policy) or style (a reward for motion it predicts well). "
+                   "Default feature.")
 @click.option("--freeze-steps", type=click.IntRange(min=0), help="With --pretrained: env steps with the encoder frozen.")
 @click.option("--label", "labels", multiple=True, metavar="NAME=VALUE",
               help="With --pretrained: a label the motion model is conditioned on (movement=run); repeat.")

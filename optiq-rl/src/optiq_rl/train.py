@@ -651,11 +651,12 @@ class _ProgressLog(BaseCallback):
         self._t = time.perf_counter()
 
     def _on_step(self) -> bool:
-        # Monitor puts an "episode" entry in the info of the step that ends an episode.
+        # Monitor puts an "episode" entry in the info of the step that ends an episode. Its return is the reward
+        # the algorithm saw; a style reward's adapter puts the task's own in "task_return", the curve's return.
         for info in self.locals.get("infos", ()):
             ep = info.get("episode")
             if ep is not None:
-                self._episodes.append((float(ep["r"]), float(ep["l"])))
+                self._episodes.append((float(info.get("task_return", ep["r"])), float(ep["l"])))
         return True
 
     def _on_rollout_end(self) -> None:
@@ -767,13 +768,14 @@ class _MLflow:
 # --- rolling out -----------------------------------------------------------------------------------------------
 def rollout(policy: Policy, env, *, seed: int | None = None, deterministic: bool = True,
             on_step: Callable[[Any, dict], None] | None = None, max_steps: int | None = None) -> dict[str, Any]:
-    """One episode of ``policy`` in ``env`` (a plain Gymnasium env, raw observations): return, length, whether
-    it ended by termination, and the infos. ``on_step(env, info)`` runs after every step (rendering, metrics)."""
+    """One episode of ``policy`` in ``env`` (a plain Gymnasium env, raw observations): return (the task's own:
+    without a style adapter's reward), length, whether it ended by termination, and the infos. ``on_step(env,
+    info)`` runs after every step (rendering, metrics)."""
     obs, info = env.reset(seed=seed)
     total, steps, terminated, truncated, infos = 0.0, 0, False, False, [info]
     while not (terminated or truncated):
         obs, reward, terminated, truncated, info = env.step(policy.act(obs, deterministic))
-        total += float(reward)
+        total += float(info.get("task_reward", reward))
         steps += 1
         infos.append(info)
         if on_step is not None:
