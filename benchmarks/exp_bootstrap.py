@@ -263,11 +263,11 @@ def probe(work: Path, model: Path, task: str = "track", episodes: int = 20) -> P
     """Why the pretrained encoder adds little: linear probes on the states that the trained ``scratch`` policy
     of ``task`` (seed 0) visits. Targets: that policy's actions (deterministic, ``[nu]``) and the discounted
     return from each state (the critic's target, gamma of the run; where an episode was cut at its time limit its
-    last 100 steps are left out of this one, their return being cut short by the clock, which no state shows). Inputs: the env's observation alone, and with
-    the pretrained encoder's features of the last frames, with a randomly initialised encoder's (the same
-    network: what extra random features alone buy a linear fit), with the model's predicted next row (``hint``)
-    and with the raw history the encoder reads. Ridge regression, held-out R^2 on the last 30% of the episodes.
-    Written to ``RESULTS.parent / "bootstrap_probe.json"``."""
+    last 100 steps are left out of this one, their return being cut short by the clock, which no state shows).
+    Inputs: the env's observation alone, and with the pretrained encoder's features of the last frames, with a
+    randomly initialised encoder's (the same network: what extra random features alone buy a linear fit), with the
+    model's predicted next row (``hint``) and with the raw history the encoder reads. Ridge regression, held-out
+    R^2 on the last 30% of the episodes. Written to ``RESULTS.parent / f"bootstrap_probe_{task}.json"``."""
     import torch
     from optiq_models.nets import build_model
     from optiq_rl.train import load_policy
@@ -586,6 +586,8 @@ def still_check(work: Path, model: Path, frames: int = 60) -> Path:
     motion data it was trained on (the DeepMimic clips and the Bandai-Namco takes on the DeepMimic humanoid; at most
     ``frames`` per clip), against poses of the same clips held still (every 10th frame of each, repeated).
     Written to ``RESULTS.parent / "bootstrap_probe_still.json"``."""
+    import torch
+    from numpy.lib.stride_tricks import sliding_window_view
     from optiq import open_dataset
     from optiq_rl import character
     from optiq_rl.adapters import MotionPrior
@@ -598,15 +600,21 @@ def still_check(work: Path, model: Path, frames: int = 60) -> Path:
             clips += [ds.read_clip(n) for n in ds.clip_names]
     t0 = prior.context
 
-    def error(rows: np.ndarray) -> list[float]:
-        return [float(np.mean(((rows[t] - prior.next_row(rows[t - t0:t])) / prior.std) ** 2))
-                for t in range(t0, min(len(rows), t0 + frames))]
+    def error(windows: np.ndarray, rows: np.ndarray) -> list[float]:
+        """Errors of the model's predictions after ``windows [N, t0, F]`` of the rows ``rows [N, F]`` (raw), one
+        batch: ``next_row``'s prediction, in normalised units."""
+        x = torch.from_numpy(((windows - prior.mean) / prior.std).astype(np.float32))
+        with torch.inference_mode():
+            y = prior.model.predict_next(x, prior.cond(len(x), t0), prior.guidance).numpy()
+        return np.mean(((rows - prior.mean) / prior.std - y) ** 2, axis=1).tolist()
 
     data, held = [], []
     for motion in clip_motion(clips, prior):
-        data += error(motion.rows)
-        for t in range(0, min(len(motion.rows), frames), 10):
-            held += error(np.repeat(motion.rows[t:t + 1], t0 + 1, axis=0))
+        rows = motion.rows[:t0 + frames]
+        if len(rows) > t0:  # windows [N, t0, F] before each of the rows t0.. of the clip
+            data += error(sliding_window_view(rows[:-1], t0, axis=0).transpose(0, 2, 1), rows[t0:])
+        still = rows[:frames:10]  # [K, F]: poses held still, each its own window of t0 copies
+        held += error(np.repeat(still[:, None], t0, axis=1), still)
     row = {"clips": len(clips), "transitions": len(data), "data_median": float(np.median(data)),
            "data_p90": float(np.percentile(data, 90)), "held": len(held), "held_median": float(np.median(held)),
            "held_p10": float(np.percentile(held, 10)), "held_share_below_data_median":
@@ -661,7 +669,8 @@ def report(argv: list[str], work: Path) -> None:
     print("\n".join(lines))
     cmd = "OPTIQ_TEST_DATA=/work/shared/data .venv/bin/python benchmarks/exp_bootstrap.py " + " ".join(argv)
     write_section(ROOT / "docs" / "results.md", START, END,
-                  "## optiq-rl: RL from a pretrained motion model (scratch vs feature vs prior vs hint vs style)", cmd.strip(),
+                  "## optiq-rl: RL from a pretrained motion model (scratch vs feature vs prior vs hint vs style)",
+                  cmd.strip(),
                   [*lines, "Curves: `benchmarks/results/bootstrap_track_curves.png` and `_loco_` (drawn by `optiq viz "
                    "plots --report benchmarks/results/bootstrap_track_curves.json --out curves.html`): mean over "
                    "seeds of the running mean (5 rollouts) of the episode return, the band one standard deviation."])
