@@ -512,13 +512,16 @@ def table(results: list[dict]) -> tuple[list[str], dict]:
             lines += [f"How the {task} policies move against the motion data (`likeness.py`; the data itself: model "
                       f"prediction error {d['data_prediction_mm']:.1f} mm, foot sliding "
                       f"{d['data_foot_sliding_mps']:.3f} m/s):", "",
-                      "| condition | model's prediction error (mm) | foot sliding (m/s) | joint-angle W1 to the data "
-                      "(deg) |", "|---|---|---|---|"]
+                      "| condition | task's eval return | model's prediction error (mm) | foot sliding (m/s) | "
+                      "joint-angle W1 to the data (deg) |", "|---|---|---|---|---|"]
             for cond in CONDITIONS:
                 rs = [r["likeness"] for r in liked if r["condition"] == cond]
                 if rs:
-                    cells = [f"{np.mean([x[k] for x in rs]):.3g} ± {np.std([x[k] for x in rs]):.2g}"
-                             for k in ("prediction_mm", "foot_sliding_mps", "angle_w1_deg")]
+                    # the task's return beside the likeness: the second goal compares at equal task return
+                    ret = [r["eval"]["return"] for r in liked if r["condition"] == cond]
+                    cells = [f"{np.mean(ret):.3g} ± {np.std(ret):.2g}"] + [
+                        f"{np.mean([x[k] for x in rs]):.3g} ± {np.std([x[k] for x in rs]):.2g}"
+                        for k in ("prediction_mm", "foot_sliding_mps", "angle_w1_deg")]
                     lines.append(f"| {cond} ({len(rs)}) | " + " | ".join(cells) + " |")
                     numbers.setdefault(f"{task}/{cond}", {})["likeness"] = rs
             lines.append("")
