@@ -53,6 +53,7 @@ TASKS = ("track", "loco")
 #: Tasks run only when asked for (``--tasks humanoid``): Humanoid-v5's own reward, a model of its own body.
 EXTRA_TASKS = ("humanoid",)
 CONDITIONS = ("scratch", "feature", "prior", "hint", "style")
+STYLE_SCALE_FIRST = 20.0  # style's first scale (its run: results/bootstrap_style20); the grid uses the default
 #: (task, condition) pairs the grid leaves out: tracking's reward already asks for the reference's motion.
 SKIPPED = {("track", "style")}
 START, END = "<!-- exp_bootstrap:start -->", "<!-- exp_bootstrap:end -->"
@@ -171,6 +172,7 @@ def one_run(task: str, condition: str, seed: int, model: Path, steps: int, freez
             episodes: int) -> Path:
     """Train and evaluate one run; its JSON (curve, evaluation, wall time) goes to RESULTS atomically."""
     import torch
+    from optiq_rl.adapters import AdapterConfig
     from optiq_rl.evaluate import evaluate
     from optiq_rl.train import load_config, train
 
@@ -194,7 +196,8 @@ def one_run(task: str, condition: str, seed: int, model: Path, steps: int, freez
            "wall_s": wall, "steps_per_s": result.steps_per_second, "freeze_steps": freeze, "resumed_from": resumed,
            "curve": [[r["steps"], r["return_mean"], r["length_mean"]] for r in _curve(out)],
            "eval": report["rl"]["policies"]["policy"], "eval_episodes": episodes,
-           "model": str(model_for(task, model)), "env_kwargs": cfg.env_kwargs, "algo_kwargs": cfg.algo_kwargs}
+           "model": str(model_for(task, model)), "env_kwargs": cfg.env_kwargs, "algo_kwargs": cfg.algo_kwargs,
+           "adapter": {**AdapterConfig().__dict__, **spec["adapter"]}}
     row["likeness"] = motion_likeness(task, out, data_folder(task, work, model), episodes)
     return write_row(row, RESULTS / f"{name}.json")
 
@@ -583,14 +586,74 @@ def diagnose_lines() -> list[str]:
     return [*out, ""]
 
 
+def _windows(rows: np.ndarray, t0: int) -> np.ndarray:
+    """The windows ``[N, t0, F]`` of ``t0`` rows before each of the rows ``t0..`` of ``rows [T, F]``."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    return sliding_window_view(rows[:-1], t0, axis=0).transpose(0, 2, 1)
+
+
+def _model_error(prior, windows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Squared errors ``[N, F]`` of the model's predictions (``next_row``'s, one batch) after ``windows [N, t0, F]``
+    of the rows ``rows [N, F]`` (raw units), in the model's normalised feature units: the mean over F is what
+    ``style`` mode's reward reads."""
+    import torch
+
+    x = torch.from_numpy(((windows - prior.mean) / prior.std).astype(np.float32))
+    with torch.inference_mode():
+        y = prior.model.predict_next(x, prior.cond(len(x), windows.shape[1]), prior.guidance).numpy()
+    return ((rows - prior.mean) / prior.std - y) ** 2
+
+
+def style_check(work: Path, model: Path, task: str = "loco", seed: int = 0, episodes: int = 10) -> Path | None:
+    """What ``style`` mode's reward sees on each condition's trained policy (``task``, ``seed``): on ``episodes``
+    deterministic episodes (the likeness measure's seeds), the model's one-step error per transition (normalised,
+    as the reward reads it; also per feature group) and the style reward it would earn per step (0.5 exp(-k e),
+    k the first scale tried, 20, and the default). The first style run's policy is read from
+    ``work.parent / "boot_style20"``. Did ``style`` lower the error it is paid for, and where? Written to
+    ``RESULTS.parent / f"bootstrap_probe_style_{task}.json"``."""
+    import torch
+    from optiq_rl.adapters import AdapterConfig
+    from optiq_rl.likeness import rollout_motion
+    from optiq_rl.train import load_policy
+
+    torch.set_num_threads(1)  # beside the grid's runs, one core at most
+    cfg = AdapterConfig()
+    scales = (STYLE_SCALE_FIRST, cfg.style_scale)
+    rows_out = []
+    # the grid's policies, and the first style run (scale 20), kept in its own work folder
+    policies = [(c, work / "runs" / f"{task}_{c}_s{seed}" / "policy.zip") for c in CONDITIONS]
+    policies.append((f"style, scale {STYLE_SCALE_FIRST:g}",
+                     work.parent / "boot_style20" / "runs" / f"{task}_style_s{seed}" / "policy.zip"))
+    for cond, path in policies:
+        if not path.is_file():
+            continue
+        policy = load_policy(path)
+        env = policy.make_env()
+        prior = env.prior
+        env.close()
+        t0 = prior.context
+        errs = [_model_error(prior, _windows(m.rows, t0), m.rows[t0:])
+                for m in rollout_motion(policy, episodes, seed=2000) if len(m.rows) > t0]
+        sq = np.concatenate(errs)  # [N, F]
+        e = sq.mean(1)
+        groups = {k: float(np.median(sq[:, sl].mean(1))) for k, sl in prior.layout.slices.items()}
+        rows_out.append({"condition": cond, "transitions": len(e), "median": float(np.median(e)),
+                         "mean_style_reward": {f"{k:g}": float(np.mean(cfg.style_weight * np.exp(-k * e)))
+                                               for k in scales}, "groups": groups})
+        print("style check:", rows_out[-1], flush=True)
+    if not rows_out:
+        return None
+    return write_row({"task": task, "seed": seed, "episodes": episodes, "rows": rows_out},
+                     RESULTS.parent / f"bootstrap_probe_style_{task}.json")
+
+
 def still_check(work: Path, model: Path, frames: int = 60) -> Path:
     """Would the model's one-step prediction error make a style reward (AMP-like, the model in place of a
     discriminator)? Its error (mean squared, in the model's normalised feature units) on the transitions of the
     motion data it was trained on (the DeepMimic clips and the Bandai-Namco takes on the DeepMimic humanoid; at most
     ``frames`` per clip), against poses of the same clips held still (every 10th frame of each, repeated).
     Written to ``RESULTS.parent / "bootstrap_probe_still.json"``."""
-    import torch
-    from numpy.lib.stride_tricks import sliding_window_view
     from optiq import open_dataset
     from optiq_rl import character
     from optiq_rl.adapters import MotionPrior
@@ -602,22 +665,13 @@ def still_check(work: Path, model: Path, frames: int = 60) -> Path:
         with open_dataset(work / name) as ds:
             clips += [ds.read_clip(n) for n in ds.clip_names]
     t0 = prior.context
-
-    def error(windows: np.ndarray, rows: np.ndarray) -> list[float]:
-        """Errors of the model's predictions after ``windows [N, t0, F]`` of the rows ``rows [N, F]`` (raw), one
-        batch: ``next_row``'s prediction, in normalised units."""
-        x = torch.from_numpy(((windows - prior.mean) / prior.std).astype(np.float32))
-        with torch.inference_mode():
-            y = prior.model.predict_next(x, prior.cond(len(x), t0), prior.guidance).numpy()
-        return np.mean(((rows - prior.mean) / prior.std - y) ** 2, axis=1).tolist()
-
     data, held = [], []
     for motion in clip_motion(clips, prior):
         rows = motion.rows[:t0 + frames]
-        if len(rows) > t0:  # windows [N, t0, F] before each of the rows t0.. of the clip
-            data += error(sliding_window_view(rows[:-1], t0, axis=0).transpose(0, 2, 1), rows[t0:])
+        if len(rows) > t0:
+            data += _model_error(prior, _windows(rows, t0), rows[t0:]).mean(1).tolist()
         still = rows[:frames:10]  # [K, F]: poses held still, each its own window of t0 copies
-        held += error(np.repeat(still[:, None], t0, axis=1), still)
+        held += _model_error(prior, np.repeat(still[:, None], t0, axis=1), still).mean(1).tolist()
     row = {"clips": len(clips), "transitions": len(data), "data_median": float(np.median(data)),
            "data_p90": float(np.percentile(data, 90)), "held": len(held), "held_median": float(np.median(held)),
            "held_p10": float(np.percentile(held, 10)), "held_share_below_data_median":
@@ -651,6 +705,23 @@ def probe_lines() -> list[str]:
                 f"{r['data_median']:.3f} (90th percentile {r['data_p90']:.3f}); on {r['held']} poses of them held "
                 f"still: median {r['held_median']:.3f} (10th percentile {r['held_p10']:.4f}), "
                 f"{100 * r['held_share_below_data_median']:.0f}% of them below the data's median."]
+    for t in TASKS:
+        path = RESULTS.parent / f"bootstrap_probe_style_{t}.json"
+        if not path.exists():
+            continue
+        r = json.loads(path.read_text())
+        keys = list(r["rows"][0]["groups"])
+        out += ["", f"What `style`'s reward reads on each {t} policy of seed {r['seed']} (`--style-check`, "
+                f"{r['episodes']} deterministic episodes): the model's one-step error per transition (normalised, "
+                "median; then the median of each feature group's mean) and the style reward it pays per step "
+                "(0.5 exp(-k e), mean):", "",
+                "| condition | transitions | error | " + " | ".join(f"style reward, k = {k}" for k in
+                                                              r["rows"][0]["mean_style_reward"]) + " | "
+                + " | ".join(keys) + " |", "|---" * (3 + len(r["rows"][0]["mean_style_reward"]) + len(keys)) + "|"]
+        for x in r["rows"]:
+            out.append(f"| {x['condition']} | {x['transitions']} | {x['median']:.4f} | "
+                       + " | ".join(f"{v:.3f}" for v in x["mean_style_reward"].values()) + " | "
+                       + " | ".join(f"{x['groups'][k]:.3f}" for k in keys) + " |")
     return [*out, ""]
 
 
@@ -704,6 +775,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only run the zero action under each base of the PD targets (no learning)")
     ap.add_argument("--probe", action="store_true",
                     help="only the linear probes of the encoder's features on the scratch policy's states (seed 0)")
+    ap.add_argument("--style-check", action="store_true",
+                    help="only the model's error (what style's reward reads) on each condition's policy (seed 0)")
     ap.add_argument("--model", type=Path, help="a pretrained model to use instead of --prepare's")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the runs' JSON files")
     ap.add_argument("--env-kwargs", nargs=2, action="append", default=[], metavar=("TASK", "JSON"),
@@ -737,6 +810,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.diagnose:
         print(diagnose(model, args.episodes))
+        return 0
+    if args.style_check:
+        for task in args.tasks.split(","):
+            print(style_check(args.work, model, task))
         return 0
     if args.probe:
         print(still_check(args.work, model))
