@@ -38,7 +38,8 @@ the prior differs:
   training transitions has median 0.005, on the same poses held still 0.033 (``exp_bootstrap.py --probe``), so it
   tells moving like the data from standing. The scale (default 3) gives the reward a slope where trained policies'
   errors lie (at an error ``e`` the slope ``k w exp(-k e)`` is steepest over ``k`` at ``k = 1 / e``; ``--style-check``:
-  median 0.31-0.37 on the loco policies); a scale of 20 (first tried) pays 0.001 per step there, nothing to follow.
+  median 0.31-0.37 on the loco policies); a scale of 20 (first tried) pays 0.001 per step at that median (0.006-0.015
+  on average), nothing to follow.
   The env's own reward stays in ``info["task_reward"]``, the episode's in ``info["task_return"]`` at its end;
   training's curve and ``rollout`` (evaluation) report the task's, so a comparison with the other modes is at
   equal task return.
