@@ -150,7 +150,9 @@ ENV_OVERRIDES: dict[str, dict] = {}
 def run_config(task: str, condition: str, seed: int, model: Path, steps: int, freeze: int) -> dict:
     """The RL config (overrides of the task's shipped config) of one run."""
     walk = str(data_root() / "deepmimic" / "humanoid3d_walk.txt")
+    # Task-only rewards keep a policy every 50k env steps (``--equal-return``: the likeness at equal task return).
     common = {"total_steps": steps, "seed": seed, "n_envs": 2, "tensorboard": False, "checkpoint_interval": 50_000,
+              "keep_checkpoints": task != "track",
               "adapter": {"pretrained": str(model_for(task, model)), "mode": condition, "freeze_steps": freeze,
                           "encoder_lr_scale": 0.1}}
     extra = ENV_OVERRIDES.get(task, {})
@@ -648,6 +650,89 @@ def style_check(work: Path, model: Path, task: str = "loco", seed: int = 0, epis
                      RESULTS.parent / f"bootstrap_probe_style_{task}.json")
 
 
+#: Eval-return levels of ``--equal-return`` (loco's eval return: at most 300 control steps of 0.5 velocity + 0.1
+#: heading + 0.4 alive at best), and how near a kept policy's return must be to stand for a level.
+EQUAL_LEVELS, EQUAL_TOLERANCE = (60.0, 90.0, 120.0), 0.1
+EQUAL_EVERY = 100_000  # env steps between the kept policies measured
+
+
+def equal_return(work: Path, task: str = "loco", episodes: int = 10) -> Path | None:
+    """The likeness at equal task return (the issue's second goal): each run of ``task`` with kept policies
+    (``keep_checkpoints``, ``WORK/runs/RUN/policy.N.zip``) has its policy every ``EQUAL_EVERY`` env steps measured
+    as the final ones are (``evaluate``: ``episodes`` deterministic episodes from seed 1000; ``likeness``: from seed
+    2000); the final policy's numbers come from the run's JSON. Points already measured are kept (the file grows as
+    the grid does). Written to ``RESULTS.parent / f"bootstrap_equal_return_{task}.json"``: per run, a list of
+    ``{steps, return, length, velocity_error, likeness}``."""
+    import torch
+    from optiq_rl.evaluate import evaluate
+
+    torch.set_num_threads(1)  # beside the grid's runs, one core at most
+    path = RESULTS.parent / f"bootstrap_equal_return_{task}.json"
+    found = json.loads(path.read_text()) if path.exists() else {"task": task, "episodes": episodes, "runs": {}}
+    for res in sorted(RESULTS.glob(f"{task}_*.json")):
+        row = json.loads(res.read_text())
+        name = res.stem
+        folder = work / "runs" / name
+        kept = sorted((int(p.name.split(".")[1]), p) for p in folder.glob("policy.[0-9]*.zip"))
+        kept = [(n, p) for n, p in kept if n % EQUAL_EVERY == 0 and n < row["total_steps"]]
+        if not kept:
+            continue
+        points = found["runs"].setdefault(name, {"condition": row["condition"], "seed": row["seed"], "points": []})
+        done = {pt["steps"] for pt in points["points"]}
+        final = {"steps": row["total_steps"], "return": row["eval"]["return"], "length": row["eval"]["length"],
+                 "velocity_error": row["eval"].get("velocity_error"), "likeness": row.get("likeness")}
+        new = [final] if row["total_steps"] not in done else []
+        for n, p in kept:
+            if n in done:
+                continue
+            ev = evaluate(p, episodes=episodes, seed=1000)["rl"]["policies"]["policy"]
+            new.append({"steps": n, "return": ev["return"], "length": ev["length"],
+                        "velocity_error": ev.get("velocity_error"),
+                        "likeness": motion_likeness(task, p, data_folder(task, work, Path(row["model"])), episodes)})
+            print("equal return:", name, new[-1], flush=True)
+        points["points"] = sorted(points["points"] + new, key=lambda pt: pt["steps"])
+        write_row(found, path)  # after each run: a stopped measurement keeps what it has
+    return path if found["runs"] else None
+
+
+def equal_return_lines() -> list[str]:
+    """The table of ``--equal-return``: per condition and return level, the kept policies whose evaluation return is
+    within ``EQUAL_TOLERANCE`` of the level (the nearest one of each run), their likeness averaged over runs."""
+    out = []
+    for task in TASKS:
+        path = RESULTS.parent / f"bootstrap_equal_return_{task}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        out += [f"The {task} policies' motion at equal task return (`--equal-return`: each run's policy kept every "
+                f"{EQUAL_EVERY // 1000}k env steps, evaluated as the final ones; per run the one whose evaluation "
+                f"return is nearest the level, if within {100 * EQUAL_TOLERANCE:.0f}% of it; mean over the runs "
+                "matched, runs without kept policies (seed 0) left out):", "",
+                "| return level | condition | runs matched | at env steps | their eval return | model's prediction "
+                "error (mm) | foot sliding (m/s) | joint-angle W1 to the data (deg) |", "|---|---|---|---|---|---|---|---|"]
+        for level in EQUAL_LEVELS:
+            for cond in CONDITIONS:
+                picked = []
+                for run in data["runs"].values():
+                    if run["condition"] != cond:
+                        continue
+                    near = [pt for pt in run["points"] if pt.get("likeness")
+                            and abs(pt["return"] - level) <= EQUAL_TOLERANCE * level]
+                    if near:
+                        picked.append(min(near, key=lambda pt: abs(pt["return"] - level)))
+                if not picked:
+                    continue
+                like = {k: np.mean([pt["likeness"][k] for pt in picked])
+                        for k in ("prediction_mm", "foot_sliding_mps", "angle_w1_deg")}
+                out.append(f"| {level:g} | {cond} | {len(picked)} | "
+                           + ", ".join(f"{pt['steps'] // 1000}k" for pt in picked) + " | "
+                           + ", ".join(f"{pt['return']:.0f}" for pt in picked)
+                           + f" | {like['prediction_mm']:.1f} | {like['foot_sliding_mps']:.3f} | "
+                           f"{like['angle_w1_deg']:.1f} |")
+        out.append("")
+    return out
+
+
 def still_check(work: Path, model: Path, frames: int = 60) -> Path:
     """Would the model's one-step prediction error make a style reward (AMP-like, the model in place of a
     discriminator)? Its error (mean squared, in the model's normalised feature units) on the transitions of the
@@ -728,7 +813,7 @@ def probe_lines() -> list[str]:
 def report(argv: list[str], work: Path) -> None:
     results = load_results()
     lines, numbers = table(results)
-    lines = model_lines(work) + diagnose_lines() + probe_lines() + lines
+    lines = model_lines(work) + diagnose_lines() + probe_lines() + lines + equal_return_lines()
     for task in TASKS + EXTRA_TASKS:
         rep = curves_report(results, task)
         if rep is not None:
@@ -777,6 +862,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the linear probes of the encoder's features on the scratch policy's states (seed 0)")
     ap.add_argument("--style-check", action="store_true",
                     help="only the model's error (what style's reward reads) on each condition's policy (seed 0)")
+    ap.add_argument("--equal-return", action="store_true",
+                    help="only measure the kept policies along each task-only run (the likeness at equal return)")
     ap.add_argument("--model", type=Path, help="a pretrained model to use instead of --prepare's")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the runs' JSON files")
     ap.add_argument("--env-kwargs", nargs=2, action="append", default=[], metavar=("TASK", "JSON"),
@@ -814,6 +901,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.style_check:
         for task in args.tasks.split(","):
             print(style_check(args.work, model, task))
+        return 0
+    if args.equal_return:
+        for task in args.tasks.split(","):
+            if task != "track":
+                print(equal_return(args.work, task, args.episodes))
         return 0
     if args.probe:
         print(still_check(args.work, model))

@@ -56,6 +56,20 @@ def test_progress_log_and_checkpoint(humanoid_run):
     assert read_meta(out.with_name("humanoid.checkpoint.zip"))["steps"] == 256
 
 
+def test_keep_checkpoints_keeps_a_loadable_policy_at_each(tmp_path):
+    out = tmp_path / "humanoid.zip"
+    cfg = RLConfig().updated({"env": "Humanoid-v5", "total_steps": 384, "checkpoint_interval": 128,
+                              "keep_checkpoints": True, **TINY})
+    train(cfg, out)
+    kept = sorted(p.name for p in tmp_path.glob("humanoid.[0-9]*.zip"))
+    assert kept == ["humanoid.128.zip", "humanoid.256.zip", "humanoid.384.zip"]
+    assert [read_meta(tmp_path / k)["steps"] for k in kept] == [128, 256, 384]
+    obs = load_policy(out).make_env().reset(seed=0)[0][None]
+    # the last one kept is the policy the run ends with; an earlier one acts otherwise (it learnt less)
+    assert np.array_equal(load_policy(tmp_path / kept[-1]).act(obs), load_policy(out).act(obs))
+    assert not np.array_equal(load_policy(tmp_path / kept[0]).act(obs), load_policy(out).act(obs))
+
+
 def test_resume_continues_the_step_count(humanoid_run, tmp_path):
     _, first = humanoid_run
     out = tmp_path / "humanoid.zip"

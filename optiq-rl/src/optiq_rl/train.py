@@ -71,6 +71,8 @@ class RLConfig:
     clip_obs: float = 10.0                   # normalised observations are clipped to +-clip_obs
     clip_reward: float = 10.0                # normalised rewards are clipped to +-clip_reward
     checkpoint_interval: int = 50_000        # env steps between resume checkpoints (0: only at the end)
+    keep_checkpoints: bool = False           # also keep each checkpoint as <out stem>.<env steps>.zip (a policy
+                                             # file every checkpoint_interval: compare policies along the run)
     tensorboard: bool = True                 # SB3's TensorBoard logs in <out stem>.tb/ (when tensorboard is installed)
     device: str = "cpu"                      # torch device of the networks (cpu is fastest for MLP policies)
     torch_threads: int = 1                   # torch CPU threads (1: a batch-1 forward pass is 25x slower with 2
@@ -673,7 +675,10 @@ class _ProgressLog(BaseCallback):
 
 
 class _Checkpoint(BaseCallback):
-    """Every ``checkpoint_interval`` env steps: the whole state to the checkpoint file, atomically."""
+    """Every ``checkpoint_interval`` env steps: the whole state to the checkpoint file, atomically (and with
+    ``keep_checkpoints`` to ``<out stem>.<env steps>.zip``). Written before a rollout and at the end, that is after
+    the update on the steps before: a checkpoint at N env steps holds the weights trained on all N of them, so a
+    resumed run loses no update and a kept one at the run's last step is the final policy."""
 
     def __init__(self, cfg: RLConfig, vn, path: Path, out: Path):
         super().__init__()
@@ -685,11 +690,22 @@ class _Checkpoint(BaseCallback):
         self._next = (self.num_timesteps // every + 1) * every if every else None
 
     def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        self._save_when_due()
+
+    def _on_training_end(self) -> None:
+        self._save_when_due()
+
+    def _save_when_due(self) -> None:
         if self._next is not None and self.num_timesteps >= self._next:
             save_policy(self.model, self.vn, self.cfg, self.path)
             save_replay(self.model, self.out)
-            self._next += self.cfg.checkpoint_interval
-        return True
+            if self.cfg.keep_checkpoints:  # written again, not copied: each file appears whole or not at all
+                save_policy(self.model, self.vn, self.cfg, beside(self.out, f".{self.num_timesteps}.zip"))
+            every = self.cfg.checkpoint_interval
+            self._next = (self.num_timesteps // every + 1) * every
 
 
 class _TrainingProgress(BaseCallback):
