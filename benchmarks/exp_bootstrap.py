@@ -658,7 +658,8 @@ EQUAL_EVERY = 100_000  # env steps between the kept policies measured
 
 def equal_return(work: Path, task: str = "loco", episodes: int = 10) -> Path | None:
     """The likeness at equal task return (the issue's second goal): each run of ``task`` with kept policies
-    (``keep_checkpoints``, ``WORK/runs/RUN/policy.N.zip``) has its policy every ``EQUAL_EVERY`` env steps measured
+    (``keep_checkpoints``, ``WORK/runs/RUN/policy.N.zip``) has its policy every ``EQUAL_EVERY`` env steps (the
+    first kept past each multiple) measured
     as the final ones are (``evaluate``: ``episodes`` deterministic episodes from seed 1000; ``likeness``: from seed
     2000); the final policy's numbers come from the run's JSON. Points already measured are kept (the file grows as
     the grid does). Written to ``RESULTS.parent / f"bootstrap_equal_return_{task}.json"``: per run, a list of
@@ -674,7 +675,12 @@ def equal_return(work: Path, task: str = "loco", episodes: int = 10) -> Path | N
         name = res.stem
         folder = work / "runs" / name
         kept = sorted((int(p.name.split(".")[1]), p) for p in folder.glob("policy.[0-9]*.zip"))
-        kept = [(n, p) for n, p in kept if n % EQUAL_EVERY == 0 and n < row["total_steps"]]
+        # checkpoints fall at the first update past each 50k: the first past each multiple of EQUAL_EVERY
+        first = {}
+        for n, p in kept:
+            if n >= EQUAL_EVERY and n < row["total_steps"]:
+                first.setdefault(n // EQUAL_EVERY, (n, p))
+        kept = sorted(first.values())
         if not kept:
             continue
         points = found["runs"].setdefault(name, {"condition": row["condition"], "seed": row["seed"], "points": []})
