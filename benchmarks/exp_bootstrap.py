@@ -6,8 +6,10 @@ checkpoint). Runs whose JSON exists are skipped, so the grid fills across sessio
 ``--report`` reads every JSON and writes the tables (``docs/results.md``, between the ``exp_bootstrap`` markers) and
 a report of the curves for ``optiq viz plots``. Analyses of the first seed's policies: ``--diagnose`` (the zero
 action under each base of the PD targets), ``--probe`` (linear probes: what the encoder's features add to the
-observation), ``--videos`` (the conditions side by side; three frames of it committed as
-``benchmarks/results/bootstrap_TASK_video_frames.png``).
+observation), ``--style-check`` (the model's error, what ``style``'s reward reads, on each policy), ``--videos``
+(the conditions side by side; three frames of it committed as ``benchmarks/results/bootstrap_TASK_video_frames.png``).
+``--equal-return`` measures the policies the task-only runs keep every 100k env steps (``keep_checkpoints``; from
+the seed-1 runs on), so that the motion's likeness to the data is compared at equal task return.
 
 Tasks (the DeepMimic humanoid, MuJoCo's own PD: ``implicit_pd``, residual actions of 0.5 rad per unit in every
 condition):
