@@ -653,8 +653,9 @@ def style_check(work: Path, model: Path, task: str = "loco", seed: int = 0, epis
 
 
 #: Eval-return levels of ``--equal-return`` (loco's eval return: at most 300 control steps of 0.5 velocity + 0.1
-#: heading + 0.4 alive at best), and how near a kept policy's return must be to stand for a level.
-EQUAL_LEVELS, EQUAL_TOLERANCE = (60.0, 90.0, 120.0), 0.1
+#: heading + 0.4 alive at best), and how near a kept policy's return must be to stand for a level: half their
+#: spacing, so that every return belongs to one level.
+EQUAL_LEVELS, EQUAL_TOLERANCE = tuple(float(x) for x in range(20, 181, 20)), 10.0
 EQUAL_EVERY = 100_000  # env steps between the kept policies measured
 
 
@@ -682,9 +683,7 @@ def equal_return(work: Path, task: str = "loco", episodes: int = 10) -> Path | N
         for n, p in kept:
             if n >= EQUAL_EVERY and n < row["total_steps"]:
                 first.setdefault(n // EQUAL_EVERY, (n, p))
-        kept = sorted(first.values())
-        if not kept:
-            continue
+        kept = sorted(first.values())  # none for the runs made before keep_checkpoints: their final policy only
         points = found["runs"].setdefault(name, {"condition": row["condition"], "seed": row["seed"], "points": []})
         done = {pt["steps"] for pt in points["points"]}
         final = {"steps": row["total_steps"], "return": row["eval"]["return"], "length": row["eval"]["length"],
@@ -714,8 +713,8 @@ def equal_return_lines() -> list[str]:
         data = json.loads(path.read_text())
         out += [f"The {task} policies' motion at equal task return (`--equal-return`: each run's policy kept every "
                 f"{EQUAL_EVERY // 1000}k env steps, evaluated as the final ones; per run the one whose evaluation "
-                f"return is nearest the level, if within {100 * EQUAL_TOLERANCE:.0f}% of it; mean over the runs "
-                "matched, runs without kept policies (seed 0) left out):", "",
+                f"return is nearest the level, if within {EQUAL_TOLERANCE:g} of it; mean over the runs "
+                "matched; the seed-0 runs, made before policies were kept, with their final policy only):", "",
                 "| return level | condition | runs matched | at env steps | their eval return | model's prediction "
                 "error (mm) | foot sliding (m/s) | joint-angle W1 to the data (deg) |", "|---|---|---|---|---|---|---|---|"]
         for level in EQUAL_LEVELS:
@@ -725,7 +724,7 @@ def equal_return_lines() -> list[str]:
                     if run["condition"] != cond:
                         continue
                     near = [pt for pt in run["points"] if pt.get("likeness")
-                            and abs(pt["return"] - level) <= EQUAL_TOLERANCE * level]
+                            and -EQUAL_TOLERANCE <= pt["return"] - level < EQUAL_TOLERANCE]
                     if near:
                         picked.append(min(near, key=lambda pt: abs(pt["return"] - level)))
                 if not picked:
