@@ -421,10 +421,11 @@ def side_by_side(work: Path, task: str, seed: int, steps: int = 300) -> Path | N
     return out
 
 
-def video_frames(video: Path, png: Path, at: tuple[int, ...] | None = None, width: int = 960) -> Path:
+def video_frames(video: Path, png: Path, at: tuple[int, ...] | None = None, width: int | None = None) -> Path:
     """Frames ``at`` (clamped to the last; default: a third, two thirds and the last of the video, frames 100, 200
-    and 299 of a 300-frame one) of ``video`` stacked top to bottom, scaled to ``width`` px: the committed still of
-    a side-by-side video (the MP4 stays in the work folder)."""
+    and 299 of a 300-frame one) of ``video`` stacked top to bottom, scaled to ``width`` px (default two thirds of the
+    video's: 320 px per condition): the committed still of a side-by-side video (the MP4 stays in the work
+    folder)."""
     import imageio_ffmpeg
     from PIL import Image
 
@@ -435,6 +436,7 @@ def video_frames(video: Path, png: Path, at: tuple[int, ...] | None = None, widt
     at = (n // 3, 2 * n // 3, n - 1) if at is None else at
     picked = np.concatenate([frames[min(i, n - 1)] for i in at], axis=0)
     image = Image.fromarray(picked)
+    width = width or round(w * 2 / 3)
     image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_name(f".{png.name}.tmp.png")
@@ -662,10 +664,9 @@ EQUAL_EVERY = 100_000  # env steps between the kept policies measured
 def equal_return(work: Path, task: str = "loco", episodes: int = 10) -> Path | None:
     """The likeness at equal task return (the issue's second goal): each run of ``task`` with kept policies
     (``keep_checkpoints``, ``WORK/runs/RUN/policy.N.zip``) has its policy every ``EQUAL_EVERY`` env steps (the
-    first kept past each multiple) measured
-    as the final ones are (``evaluate``: ``episodes`` deterministic episodes from seed 1000; ``likeness``: from seed
-    2000); the final policy's numbers come from the run's JSON. Points already measured are kept (the file grows as
-    the grid does). Written to ``RESULTS.parent / f"bootstrap_equal_return_{task}.json"``: per run, a list of
+    first kept past each multiple) measured as the final ones are (``evaluate``: ``episodes`` deterministic episodes
+    from seed 1000; ``likeness``: from seed 2000); the final policy's numbers come from the run's JSON. Points
+    already measured are kept (the file grows as the grid does). Written to ``RESULTS.parent / f"bootstrap_equal_return_{task}.json"``: per run, a list of
     ``{steps, return, length, velocity_error, likeness}``."""
     import torch
     from optiq_rl.evaluate import evaluate

@@ -64,7 +64,9 @@ def test_keep_checkpoints_keeps_a_loadable_policy_at_each(tmp_path):
     kept = sorted(p.name for p in tmp_path.glob("humanoid.[0-9]*.zip"))
     assert kept == ["humanoid.128.zip", "humanoid.256.zip", "humanoid.384.zip"]
     assert [read_meta(tmp_path / k)["steps"] for k in kept] == [128, 256, 384]
-    obs = load_policy(out).make_env().reset(seed=0)[0][None]
+    env = load_policy(out).make_env()
+    obs = env.reset(seed=0)[0][None]
+    env.close()
     # the last one kept is the policy the run ends with; an earlier one acts otherwise (it learnt less)
     assert np.array_equal(load_policy(tmp_path / kept[-1]).act(obs), load_policy(out).act(obs))
     assert not np.array_equal(load_policy(tmp_path / kept[0]).act(obs), load_policy(out).act(obs))
