@@ -666,7 +666,8 @@ def equal_return(work: Path, task: str = "loco", episodes: int = 10) -> Path | N
     (``keep_checkpoints``, ``WORK/runs/RUN/policy.N.zip``) has its policy every ``EQUAL_EVERY`` env steps (the
     first kept past each multiple) measured as the final ones are (``evaluate``: ``episodes`` deterministic episodes
     from seed 1000; ``likeness``: from seed 2000); the final policy's numbers come from the run's JSON. Points
-    already measured are kept (the file grows as the grid does). Written to ``RESULTS.parent / f"bootstrap_equal_return_{task}.json"``: per run, a list of
+    already measured are kept (the file grows as the grid does). Written to
+    ``RESULTS.parent / f"bootstrap_equal_return_{task}.json"``: per run, a list of
     ``{steps, return, length, velocity_error, likeness}``."""
     import torch
     from optiq_rl.evaluate import evaluate
@@ -717,7 +718,7 @@ def equal_return_lines() -> list[str]:
                 f"return is nearest the level, if within {EQUAL_TOLERANCE:g} of it; mean over the runs "
                 "matched; the seed-0 runs, made before policies were kept, with their final policy only):", "",
                 "| return level | condition | runs matched | at env steps | their eval return | model's prediction "
-                "error (mm) | foot sliding (m/s) | joint-angle W1 to the data (deg) |", "|---|---|---|---|---|---|---|---|"]
+                "error (mm) | foot sliding (m/s) | joint-angle W1 to the data (deg) |", "|---" * 8 + "|"]
         for level in EQUAL_LEVELS:
             for cond in CONDITIONS:
                 picked = []
