@@ -9,7 +9,8 @@ action under each base of the PD targets), ``--probe`` (linear probes: what the 
 observation), ``--style-check`` (the model's error, what ``style``'s reward reads, on each policy), ``--videos``
 (the conditions side by side; three frames of it committed as ``benchmarks/results/bootstrap_TASK_video_frames.png``).
 ``--equal-return`` measures the policies the task-only runs keep every 100k env steps (``keep_checkpoints``; from
-the seed-1 runs on), so that the motion's likeness to the data is compared at equal task return.
+the seed-1 runs on), so that the motion's likeness to the data is compared at equal task return. ``--model-eval``
+evaluates the pretrained model on its held-out clips into ``benchmarks/results/bootstrap_model_eval.json``.
 
 Tasks (the DeepMimic humanoid, MuJoCo's own PD: ``implicit_pd``, residual actions of 0.5 rad per unit in every
 condition):
@@ -32,14 +33,17 @@ The pretrained model (``--prepare``, once): an MLP next-state model (context 4 f
 encoder costs about 0.6 ms per call at batch 1, ``bench_adapters.py``) trained for ``--model-steps`` on the
 DeepMimic walk, run and jog and the Bandai-Namco locomotion takes (walk, walk-back/left/right, run, dash; CC BY-NC
 4.0, benchmarks only), all retargeted to the DeepMimic humanoid at 30 fps (the env's control rate). A step budget,
-not minutes, so that a lost model is made again the same. (The results of November 2026 used a model made under a
-15-minute budget, which stopped at 2,390 steps; it lives in ``--work``, and every run of the grid uses the same one:
-if it is lost, delete the results and run the grid again.)
+not minutes, so that a lost model is made again to the same recipe (CPU training is not bit-exact across machines:
+``--model-eval`` records each model's held-out errors under its sha256, and each run's JSON names the digest of the
+model it used). The results of November 2026 used a model made under a 15-minute budget, which stopped at 2,390
+steps; it was lost with its machine on 2026-12-01, and the two runs made after (loco style, seeds 1 and 2) used one
+re-made by the recipe (held-out errors within 1% at one frame, 4% and 8% lower at 12 and 30 frames).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -200,7 +204,8 @@ def one_run(task: str, condition: str, seed: int, model: Path, steps: int, freez
            "wall_s": wall, "steps_per_s": result.steps_per_second, "freeze_steps": freeze, "resumed_from": resumed,
            "curve": [[r["steps"], r["return_mean"], r["length_mean"]] for r in _curve(out)],
            "eval": report["rl"]["policies"]["policy"], "eval_episodes": episodes,
-           "model": str(model_for(task, model)), "env_kwargs": cfg.env_kwargs, "algo_kwargs": cfg.algo_kwargs,
+           "model": str(model_for(task, model)), "model_sha256": _sha256(model_for(task, model)),
+           "env_kwargs": cfg.env_kwargs, "algo_kwargs": cfg.algo_kwargs,
            "adapter": {**AdapterConfig().__dict__, **spec["adapter"]}}
     row["likeness"] = motion_likeness(task, out, data_folder(task, work, model), episodes)
     return write_row(row, RESULTS / f"{name}.json")
@@ -333,6 +338,11 @@ def probe(work: Path, model: Path, task: str = "track", episodes: int = 20) -> P
                       "return_steps": int(keep.sum()), "action_std": act.std(0).tolist(),
                       "train_episodes": int(round(episodes * 0.7)), "gamma": gamma, "model": str(model), "rows": rows},
                      RESULTS.parent / f"bootstrap_probe_{task}.json")
+
+
+def _sha256(path: Path) -> str:
+    """The model file's digest: which pretrained model a run used (a re-made model is not the same one)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def write_row(row: dict, path: Path) -> Path:
@@ -556,18 +566,46 @@ def curves_report(results: list[dict], task: str, points: int = 60) -> dict | No
                        "series": series, "std": std}}
 
 
-def model_lines(work: Path) -> list[str]:
-    """What the pretrained model predicts on its held-out clips (``optiq eval model``'s report in ``work``)."""
-    path = work / "motion_dm_eval.json"
-    if not path.is_file():
-        return []
-    r = json.loads(path.read_text())
+#: Each pretrained model's evaluation on its held-out clips (``--model-eval``), committed: the model itself is not.
+MODEL_EVAL = RESULTS.parent / "bootstrap_model_eval.json"
+HORIZONS = (1, 12, 30)
+
+
+def model_eval(work: Path, model: Path) -> Path:
+    """``optiq eval model`` on ``model`` (its test split of ``work``'s two datasets, 30-frame rollouts), its
+    root-relative MPJPE (mm) at 1, 12 and 30 frames for the model and both baselines recorded in ``MODEL_EVAL``
+    under the model file's sha256 (an entry of the same digest is replaced)."""
+    out = work / f"{model.stem}_eval.json"
+    subprocess.run([optiq_cli(), "-q", "eval", "model", "--model", str(model), "--data", str(work / "dm_ref.parquet"),
+                    "--data", str(work / "bandai_dm.parquet"), "--split", "test", "--horizon", "30", "--out",
+                    str(out)], check=True)
+    r = json.loads(out.read_text())
     series = r["horizon"]["series"]
-    cells = "; ".join(f"{h} frames: " + ", ".join(f"{k} {v[h - 1]:.1f}" for k, v in series.items())
-                      for h in (1, 12, 30) if h <= len(next(iter(series.values()))))
-    return [f"The pretrained model (MLP, 4 frames, 256 x 3) on its {r['clips']} held-out clips, root-relative MPJPE "
-            f"(mm) of its rollout against the baselines: {cells} (`optiq eval model --model motion_dm.pt --data "
-            "dm_ref.parquet --data bandai_dm.parquet --split test --horizon 30`).", ""]
+    entry = {"model": str(model), "sha256": _sha256(model), "clips": r["clips"], "made": time.strftime("%Y-%m-%d"),
+             "mpjpe_mm": {str(h): {k: round(float(v[h - 1]), 2) for k, v in series.items()} for h in HORIZONS}}
+    book = json.loads(MODEL_EVAL.read_text()) if MODEL_EVAL.exists() else {"models": []}
+    same = [m for m in book["models"] if m["sha256"] == entry["sha256"]]
+    if same and "note" in same[0]:  # a note written by hand on the entry (where the model came from) stays
+        entry["note"] = same[0]["note"]
+    book["models"] = [m for m in book["models"] if m["sha256"] != entry["sha256"]] + [entry]
+    return write_row(book, MODEL_EVAL)
+
+
+def model_lines(rows: list[dict]) -> list[str]:
+    """What each pretrained model predicts on its held-out clips (``MODEL_EVAL``), and which runs used it."""
+    if not MODEL_EVAL.exists():
+        return []
+    out = []
+    for m in json.loads(MODEL_EVAL.read_text())["models"]:
+        cells = "; ".join(f"{h} frames: " + ", ".join(f"{k} {v:.1f}" for k, v in row.items())
+                          for h, row in m["mpjpe_mm"].items())
+        used = [f"{r['task']} {r['condition']} s{r['seed']}" for r in rows if r.get("model_sha256") == m["sha256"]]
+        which = (f"the runs {', '.join(used)}" if used else m.get("runs", "no run of the grid"))
+        out += [f"The pretrained model (MLP, 4 frames, 256 x 3; {m['note'] + '; ' if m.get('note') else ''}used by "
+                f"{which}) on its {m['clips']} held-out clips, root-relative MPJPE (mm) of its rollout against the "
+                f"baselines: {cells} (`exp_bootstrap.py --model-eval`: `optiq eval model --model motion_dm.pt --data "
+                "dm_ref.parquet --data bandai_dm.parquet --split test --horizon 30`).", ""]
+    return out
 
 
 def diagnose_lines() -> list[str]:
@@ -822,7 +860,7 @@ def probe_lines() -> list[str]:
 def report(argv: list[str], work: Path) -> None:
     results = load_results()
     lines, numbers = table(results)
-    lines = model_lines(work) + diagnose_lines() + probe_lines() + lines + equal_return_lines()
+    lines = model_lines(results) + diagnose_lines() + probe_lines() + lines + equal_return_lines()
     for task in TASKS + EXTRA_TASKS:
         rep = curves_report(results, task)
         if rep is not None:
@@ -869,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only run the zero action under each base of the PD targets (no learning)")
     ap.add_argument("--probe", action="store_true",
                     help="only the linear probes of the encoder's features on the scratch policy's states (seed 0)")
+    ap.add_argument("--model-eval", action="store_true",
+                    help="only evaluate the pretrained model on its held-out clips (into bootstrap_model_eval.json)")
     ap.add_argument("--style-check", action="store_true",
                     help="only the model's error (what style's reward reads) on each condition's policy (seed 0)")
     ap.add_argument("--equal-return", action="store_true",
@@ -900,6 +940,9 @@ def main(argv: list[str] | None = None) -> int:
         prepare_humanoid(model.parent, args.model_steps)
     if args.prepare_only:
         print(model)
+        return 0
+    if args.model_eval:
+        print(model_eval(args.work, model))
         return 0
     if args.fill_likeness:
         fill_likeness(args.work, model, args.episodes)
