@@ -984,6 +984,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, __file__, "--work", str(args.work), "--steps", str(args.steps), "--freeze",
                str(args.freeze), "--episodes", str(args.episodes), "--results", str(RESULTS), "--model", str(model),
                *(x for task, text in args.env_kwargs for x in ("--env-kwargs", task, text)), "--one", t, c, str(s)]
+        args.work.mkdir(parents=True, exist_ok=True)  # with --model, nothing has made it yet
         log = open(args.work / f"{t}_{c}_s{s}.log", "a")
         running.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
     for p in running:
