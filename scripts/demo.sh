@@ -144,6 +144,6 @@ if [ "$RL" = 1 ]; then
   echo "demo: RL    character $OUT/deepmimic.xml, retargeted walk $OUT/cmu_walk_on_deepmimic.parquet"
   echo "demo: RL    video of it $OUT/cmu_walk_on_deepmimic.mp4, policy $OUT/walk_policy.zip"
   echo "demo: RL    report $OUT/walk_policy_report.json, video $OUT/walk_policy.mp4"
-  echo "demo: RL    from a motion model $OUT/dm_motion.pt: $OUT/walk_{scratch,feature,prior}.zip, reports"
-  echo "demo: RL    $OUT/walk_{scratch,feature,prior}_report.json"
+  echo "demo: RL    from a motion model $OUT/dm_motion.pt: $OUT/walk_{scratch,feature,prior,hint}.zip, reports"
+  echo "demo: RL    $OUT/walk_{scratch,feature,prior,hint}_report.json"
 fi
