@@ -977,6 +977,7 @@ def main(argv: list[str] | None = None) -> int:
         todo = todo[:args.max_runs]
     print(f"{len(todo)} runs to do: {', '.join(f'{t}_{c}_s{s}' for t, c, s in todo)}", flush=True)
     running: list[subprocess.Popen] = []
+    args.work.mkdir(parents=True, exist_ok=True)  # with --model, nothing has made it yet
     for t, c, s in todo:
         while len(running) >= args.jobs:
             running = [p for p in running if p.poll() is None]
@@ -984,7 +985,6 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, __file__, "--work", str(args.work), "--steps", str(args.steps), "--freeze",
                str(args.freeze), "--episodes", str(args.episodes), "--results", str(RESULTS), "--model", str(model),
                *(x for task, text in args.env_kwargs for x in ("--env-kwargs", task, text)), "--one", t, c, str(s)]
-        args.work.mkdir(parents=True, exist_ok=True)  # with --model, nothing has made it yet
         log = open(args.work / f"{t}_{c}_s{s}.log", "a")
         running.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
     for p in running:
